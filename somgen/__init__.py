@@ -1,0 +1,7 @@
+"""Self-organizing maps and SOM-based generative models for scikit-learn."""
+
+from somgen._som import SelfOrganizingMap
+
+__version__ = "0.1.0"
+
+__all__ = ["SelfOrganizingMap", "__version__"]

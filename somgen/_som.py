@@ -1,0 +1,716 @@
+"""The self-organizing map estimator."""
+
+import time
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from somgen._bmu import (
+    _best_matching_units,
+    _bmu_chunk,
+    _chunk_slices,
+    _prepare_codebook,
+    _sq_distances_to_units,
+)
+from somgen._initialization import _pca_init, _random_init, _sample_init
+from somgen._neighborhood import NEIGHBORHOODS, _neighborhood_weights
+from somgen._schedules import DECAYS, _decay
+from somgen._topology import (
+    _HEX_DY,
+    _are_adjacent,
+    _pairwise_grid_sq_distances,
+    _unit_coordinates,
+)
+from somgen._training import _batch_statistics, _online_update, _smooth_statistics
+from somgen.utils._sklearn_compat import Interval, StrOptions, _fit_context
+from somgen.utils._validation import _restore_on_failure
+
+_FLOAT_DTYPES = [np.float64, np.float32]
+
+
+class SelfOrganizingMap(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
+    """Self-organizing map (Kohonen map).
+
+    A grid of ``n_rows x n_cols`` units, each holding a prototype vector in data
+    space, is fitted so that nearby units have similar prototypes. The map then
+    acts as a transformer: :meth:`transform` sends every sample to the 2-D grid
+    position of its best-matching unit (BMU), :meth:`inverse_transform` decodes
+    grid positions back to data space, and :meth:`predict` returns BMU indices.
+
+    The default batch algorithm assigns all samples to their BMU and replaces
+    every prototype by the neighbourhood-weighted mean of the data, once per
+    epoch, while the neighbourhood width shrinks from ``sigma_start`` to
+    ``sigma_end``. The online algorithm applies Kohonen's incremental rule to
+    shuffled mini-batches (``batch_size=1`` is the classic per-sample rule).
+
+    Parameters
+    ----------
+    n_rows : int, default=10
+        Number of rows of the grid.
+
+    n_cols : int, default=10
+        Number of columns of the grid.
+
+    topology : {"rectangular", "hexagonal"}, default="rectangular"
+        Lattice of the units. On a hexagonal grid odd rows are shifted right by
+        half a unit and every interior unit has six neighbours at distance 1.
+
+    periodic : bool, default=False
+        Wrap the grid around both axes (a torus). A periodic hexagonal grid
+        needs an even ``n_rows``.
+
+    neighborhood : {"gaussian", "bubble", "mexican_hat", "triangle"}, \
+            default="gaussian"
+        Neighbourhood kernel ``h(d)`` of the grid distance ``d`` to the BMU:
+        ``exp(-d^2 / 2 sigma^2)``, ``1[d <= sigma]``,
+        ``(1 - d^2 / sigma^2) exp(-d^2 / 2 sigma^2)`` or ``max(0, 1 - d / sigma)``.
+
+    sigma_start : float, default=None
+        Initial neighbourhood width, in grid units. ``None`` uses half the
+        longer side of the grid (and never less than ``sigma_end``).
+
+    sigma_end : float, default=1.0
+        Final neighbourhood width. Smaller values lower the quantization error
+        at the cost of a less smooth (more folded) map.
+
+    learning_rate_start : float, default=0.5
+        Initial learning rate of the online algorithm and of :meth:`partial_fit`,
+        in ``(0, 1]``. Unused by ``fit`` with the batch algorithm.
+
+    learning_rate_end : float, default=0.01
+        Final learning rate, in ``(0, 1]``.
+
+    decay : {"linear", "exponential", "inverse"}, default="linear"
+        How ``sigma`` and the learning rate go from their start to their end
+        value over training.
+
+    n_epochs : int, default=10
+        Passes over the data in :meth:`fit`. It is also the horizon of the
+        schedules in :meth:`partial_fit`: call ``t`` (counting from 0) uses the
+        schedule values of epoch ``min(t, n_epochs - 1)``.
+
+    algorithm : {"batch", "online"}, default="batch"
+        Training rule of :meth:`fit`.
+
+    batch_size : int, default=1
+        Mini-batch size of the online algorithm; 1 is Kohonen's per-sample
+        rule. Unused by the batch algorithm.
+
+    init : {"pca", "random", "sample"} or array-like of shape \
+            (n_rows * n_cols, n_features), default="pca"
+        Initial codebook. ``"pca"`` lays the grid on the plane of the two
+        leading principal components, one standard deviation either side of the
+        mean, its longer side along the first component; ``"random"`` draws
+        prototypes uniformly in the bounding box of the data; ``"sample"`` copies
+        random samples. An array gives the prototypes row-major (unit
+        ``k = row * n_cols + col``).
+
+    n_jobs : int, default=None
+        Threads used for the best-matching-unit search. Samples are split in a
+        fixed grid of chunks whose statistics are summed in chunk order, so the
+        fitted model is bit-identical for every value of ``n_jobs``. ``None``
+        means 1; ``-1`` uses all processors.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the ``"random"`` and ``"sample"`` initialisations and the sample
+        order of the online algorithm. Pass an int for reproducible results.
+
+    verbose : int, default=0
+        Print the neighbourhood width and the root-mean-square quantization
+        error after every epoch when positive.
+
+    Attributes
+    ----------
+    codebook_ : ndarray of shape (n_rows * n_cols, n_features)
+        Prototype of every unit, row-major, in the dtype of the training data
+        (float32 stays float32).
+
+    unit_coords_ : ndarray of shape (n_rows * n_cols, 2)
+        Cartesian position ``(x, y)`` of every unit on the grid: ``(col, row)``
+        on a rectangular grid, ``(col + (row % 2) / 2, row * sqrt(3) / 2)`` on a
+        hexagonal one.
+
+    n_iter_ : int
+        Epochs run by :meth:`fit`, plus one per :meth:`partial_fit` call.
+
+    quantization_error_ : float
+        Mean Euclidean distance between the training samples (of the last
+        ``fit`` or ``partial_fit`` call) and their BMU prototypes.
+
+    topographic_error_ : float
+        Fraction of those samples whose best and second-best units are not
+        adjacent (8 neighbours on rectangular grids, 6 on hexagonal ones; see
+        :func:`somgen.metrics.topographic_error`).
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X` has
+        feature names that are all strings.
+
+    See Also
+    --------
+    SOMGenerativeModel : Density estimator and sampler built on a fitted map.
+    sklearn.cluster.KMeans : Vector quantization without a topology.
+
+    Notes
+    -----
+    Each batch epoch costs one matrix product per chunk of samples, with
+    ``||w||^2`` folded into the ranking scores; data and prototypes are centred
+    on a float64 offset first so that float32 inputs still pick the correct
+    best-matching unit. Memory stays O(chunk x n_units) whatever ``n_samples``.
+
+    With the Mexican-hat kernel a unit whose neighbourhood-weighted count is not
+    positive keeps its prototype during a batch epoch.
+
+    References
+    ----------
+    T. Kohonen, "Self-Organizing Maps", 3rd ed., Springer, 2001 (batch map,
+    Section 3.14).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from somgen import SelfOrganizingMap
+    >>> X, _ = load_iris(return_X_y=True)
+    >>> som = SelfOrganizingMap(n_rows=6, n_cols=8, random_state=0).fit(X)
+    >>> som.codebook_.shape
+    (48, 4)
+    >>> som.transform(X[:2])
+    array([[0., 0.],
+           [1., 0.]])
+    >>> som.predict(X[:2])
+    array([0, 1])
+    >>> round(som.quantization_error_, 3)
+    0.288
+    """
+
+    _parameter_constraints: dict = {
+        "n_rows": [Interval(Integral, 1, None, closed="left")],
+        "n_cols": [Interval(Integral, 1, None, closed="left")],
+        "topology": [StrOptions({"rectangular", "hexagonal"})],
+        "periodic": ["boolean"],
+        "neighborhood": [StrOptions(set(NEIGHBORHOODS))],
+        "sigma_start": [Interval(Real, 0, None, closed="neither"), None],
+        "sigma_end": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_start": [Interval(Real, 0, 1, closed="right")],
+        "learning_rate_end": [Interval(Real, 0, 1, closed="right")],
+        "decay": [StrOptions(set(DECAYS))],
+        "n_epochs": [Interval(Integral, 1, None, closed="left")],
+        "algorithm": [StrOptions({"batch", "online"})],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions({"pca", "random", "sample"}), "array-like"],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_rows=10,
+        n_cols=10,
+        *,
+        topology="rectangular",
+        periodic=False,
+        neighborhood="gaussian",
+        sigma_start=None,
+        sigma_end=1.0,
+        learning_rate_start=0.5,
+        learning_rate_end=0.01,
+        decay="linear",
+        n_epochs=10,
+        algorithm="batch",
+        batch_size=1,
+        init="pca",
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_rows = n_rows
+        self.n_cols = n_cols
+        self.topology = topology
+        self.periodic = periodic
+        self.neighborhood = neighborhood
+        self.sigma_start = sigma_start
+        self.sigma_end = sigma_end
+        self.learning_rate_start = learning_rate_start
+        self.learning_rate_end = learning_rate_end
+        self.decay = decay
+        self.n_epochs = n_epochs
+        self.algorithm = algorithm
+        self.batch_size = batch_size
+        self.init = init
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def _grid(self):
+        return dict(
+            n_rows=self.n_rows,
+            n_cols=self.n_cols,
+            topology=self.topology,
+            periodic=self.periodic,
+        )
+
+    @property
+    def _n_features_out(self):
+        """Number of transformed output features (the two map coordinates)."""
+        return 2
+
+    @property
+    def cluster_centers_(self):
+        """Alias of ``codebook_`` for code written against k-means."""
+        return self.codebook_
+
+    def _check_params_vs_input(self, n_features):
+        """Checks that involve several parameters or the data; returns the
+        resolved sigma range."""
+        if self.periodic and self.topology == "hexagonal" and self.n_rows % 2:
+            raise ValueError(
+                "A periodic hexagonal map needs an even number of rows so that the "
+                f"row offsets match across the seam; got n_rows={self.n_rows}."
+            )
+        sigma_end = float(self.sigma_end)
+        if self.sigma_start is None:
+            sigma_start = max(max(self.n_rows, self.n_cols) / 2.0, sigma_end)
+        else:
+            sigma_start = float(self.sigma_start)
+        if sigma_start < sigma_end:
+            raise ValueError(
+                f"sigma_start={sigma_start} must be greater than or equal to "
+                f"sigma_end={sigma_end}: the neighbourhood shrinks during training."
+            )
+        if self.learning_rate_start < self.learning_rate_end:
+            raise ValueError(
+                f"learning_rate_start={self.learning_rate_start} must be greater "
+                f"than or equal to learning_rate_end={self.learning_rate_end}."
+            )
+        if not isinstance(self.init, str):
+            n_units = self.n_rows * self.n_cols
+            init = check_array(self.init, dtype=np.float64, input_name="init")
+            if init.shape != (n_units, n_features):
+                raise ValueError(
+                    f"init has shape {init.shape}, but the map needs one prototype "
+                    f"per unit: ({n_units}, {n_features}) for a {self.n_rows}x"
+                    f"{self.n_cols} map on {n_features} features."
+                )
+        return sigma_start, sigma_end
+
+    def _centre(self, X):
+        """``X - offset_`` computed in float64 by chunks, returned in X's dtype."""
+        Xc = np.empty(X.shape, dtype=X.dtype)
+        for s in _chunk_slices(X.shape[0], X.shape[1]):
+            Xc[s] = X[s] - self._offset
+        return Xc
+
+    def _centred_codebook(self):
+        return self.codebook_.astype(np.float64) - self._offset
+
+    def _initial_codebook(self, Xc, coords, random_state):
+        n_units = self.n_rows * self.n_cols
+        if not isinstance(self.init, str):
+            return check_array(self.init, dtype=np.float64) - self._offset
+        if self.init == "pca":
+            return _pca_init(Xc, coords, random_state)
+        if self.init == "random":
+            return _random_init(Xc, n_units, random_state)
+        return _sample_init(Xc, n_units, random_state)
+
+    def _neighborhood_of(self, units, sigma):
+        """Neighbourhood weights of ``units`` against all units, (len, n_units)."""
+        coords = self.unit_coords_
+        sq = _pairwise_grid_sq_distances(coords[units], coords, **self._grid)
+        return _neighborhood_weights(sq, sigma, self.neighborhood)
+
+    def _log(self, epoch, n_epochs, sigma, sq_error, n_samples, tic):
+        if self.verbose:
+            rms = np.sqrt(max(sq_error, 0.0) / n_samples)
+            print(
+                f"[SelfOrganizingMap] epoch {epoch + 1}/{n_epochs}  "
+                f"sigma={sigma:.3f}  rms_qe={rms:.5g}  "
+                f"elapsed={time.perf_counter() - tic:.2f}s"
+            )
+
+    # ----------------------------------------------------------------- training
+    def _batch_epoch(self, Xc, codebook, sigma):
+        sums, counts, sq_error = _batch_statistics(Xc, codebook, self.n_jobs)
+        new = _smooth_statistics(
+            sums,
+            counts,
+            codebook,
+            self.unit_coords_,
+            self._grid,
+            sigma,
+            self.neighborhood,
+        )
+        return new, sq_error
+
+    def _online_pass(self, Xc, codebook, random_state, sigmas, rates):
+        """One shuffled pass of mini-batch updates over ``Xc`` (in place on the
+        float64 ``codebook``); batch ``b`` uses ``sigmas[b]`` and ``rates[b]``."""
+        batch = min(self.batch_size, Xc.shape[0])
+        order = random_state.permutation(Xc.shape[0])
+        for b, start in enumerate(range(0, Xc.shape[0], batch)):
+            X_batch = Xc[order[start : start + batch]]
+            neg2_t, sq_norms = _prepare_codebook(codebook, Xc.dtype)
+            bmu, _ = _bmu_chunk(X_batch, neg2_t, sq_norms)
+            h = self._neighborhood_of(bmu, sigmas[b])
+            _online_update(codebook, X_batch, bmu, h, rates[b])
+
+    def _finalise(self, X, Xc, codebook):
+        """Store the codebook in the data's dtype and the quality measures."""
+        self.codebook_ = (codebook + self._offset).astype(X.dtype)
+        best, second = _best_matching_units(
+            Xc, self._centred_codebook(), second=True, n_jobs=self.n_jobs
+        )
+        sq = _sq_distances_to_units(Xc, self._centred_codebook(), best)
+        self.quantization_error_ = float(np.mean(np.sqrt(sq)))
+        adjacent = _are_adjacent(best, second, **self._grid)
+        if self.n_rows * self.n_cols == 1:
+            adjacent[:] = True  # nothing to fold on a one-unit map
+        self.topographic_error_ = float(np.mean(~adjacent))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the map to data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data. float32 data are kept in float32.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        with _restore_on_failure(self):
+            return self._fit(X)
+
+    def _fit(self, X):
+        X = validate_data(self, X, dtype=_FLOAT_DTYPES)
+        sigma_start, sigma_end = self._check_params_vs_input(X.shape[1])
+        random_state = check_random_state(self.random_state)
+        tic = time.perf_counter()
+
+        self.unit_coords_ = _unit_coordinates(self.n_rows, self.n_cols, self.topology)
+        self._offset = X.mean(axis=0, dtype=np.float64)
+        Xc = self._centre(X)
+        codebook = self._initial_codebook(Xc, self.unit_coords_, random_state)
+
+        if self.algorithm == "batch":
+            for epoch in range(self.n_epochs):
+                sigma = _decay(sigma_start, sigma_end, epoch, self.n_epochs, self.decay)
+                codebook, sq_error = self._batch_epoch(Xc, codebook, sigma)
+                self._log(epoch, self.n_epochs, sigma, sq_error, X.shape[0], tic)
+        else:
+            # The schedules advance once per mini-batch over the whole run.
+            n_batches = -(-X.shape[0] // min(self.batch_size, X.shape[0]))
+            n_steps = self.n_epochs * n_batches
+            steps = np.arange(n_steps)
+            sigmas = _decay(sigma_start, sigma_end, steps, n_steps, self.decay)
+            rates = _decay(
+                self.learning_rate_start,
+                self.learning_rate_end,
+                steps,
+                n_steps,
+                self.decay,
+            )
+            for epoch in range(self.n_epochs):
+                run = slice(epoch * n_batches, (epoch + 1) * n_batches)
+                self._online_pass(Xc, codebook, random_state, sigmas[run], rates[run])
+                self._log(epoch, self.n_epochs, sigmas[run][-1], np.nan, 1, tic)
+
+        self._finalise(X, Xc, codebook)
+        self.n_iter_ = self.n_epochs
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Update the map with one batch of data (one step of the schedule).
+
+        The first call initialises the map on its batch (which also fixes the
+        float64 centring offset). Call ``t`` (counting from 0, after a
+        :meth:`fit` counting from ``n_epochs``) uses the neighbourhood width and
+        learning rate of epoch ``min(t, n_epochs - 1)`` of the schedule, so the
+        map anneals over the first ``n_epochs`` calls and then keeps adapting at
+        ``sigma_end`` and ``learning_rate_end``.
+
+        With ``algorithm="online"`` the call makes one shuffled pass of mini-batch
+        updates over ``X``. With ``algorithm="batch"`` it computes the batch-map
+        target of ``X`` and moves every prototype towards it by the learning
+        rate, ``w <- w + eta (target - w)``: with ``eta = 1`` this is an exact
+        batch epoch on ``X``, smaller values keep a memory of earlier batches.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A batch of training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            Updated estimator.
+        """
+        with _restore_on_failure(self):
+            return self._partial_fit(X)
+
+    def _partial_fit(self, X):
+        first = not hasattr(self, "codebook_")
+        X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=first)
+        sigma_start, sigma_end = self._check_params_vs_input(X.shape[1])
+        random_state = check_random_state(self.random_state)
+        if first:
+            self.unit_coords_ = _unit_coordinates(
+                self.n_rows, self.n_cols, self.topology
+            )
+            self._offset = X.mean(axis=0, dtype=np.float64)
+            self.n_iter_ = 0
+            Xc = self._centre(X)
+            codebook = self._initial_codebook(Xc, self.unit_coords_, random_state)
+        else:
+            Xc = self._centre(X)
+            codebook = self._centred_codebook()
+        step = self.n_iter_
+        sigma = _decay(sigma_start, sigma_end, step, self.n_epochs, self.decay)
+        lr = _decay(
+            self.learning_rate_start,
+            self.learning_rate_end,
+            step,
+            self.n_epochs,
+            self.decay,
+        )
+        if self.algorithm == "batch":
+            target, _ = self._batch_epoch(Xc, codebook, sigma)
+            codebook += lr * (target - codebook)
+        else:
+            # Width and rate stay constant within one call.
+            n_batches = -(-X.shape[0] // min(self.batch_size, X.shape[0]))
+            self._online_pass(
+                Xc,
+                codebook,
+                random_state,
+                np.full(n_batches, sigma),
+                np.full(n_batches, lr),
+            )
+        self._finalise(X, Xc, codebook)
+        self.n_iter_ = step + 1
+        return self
+
+    # ---------------------------------------------------------------- inference
+    def _bmus(self, X, second=False):
+        """Validated BMU search on new data: returns (X, Xc, best, second)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
+        Xc = self._centre(X)
+        best, second_best = _best_matching_units(
+            Xc, self._centred_codebook(), second=second, n_jobs=self.n_jobs
+        )
+        return X, Xc, best, second_best
+
+    def predict(self, X):
+        """Index of the best-matching unit of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        units : ndarray of shape (n_samples,)
+            Row-major unit index ``row * n_cols + col``.
+        """
+        return self._bmus(X)[2]
+
+    def fit_predict(self, X, y=None):
+        """Fit the map and return the best-matching unit of every sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        units : ndarray of shape (n_samples,)
+            Row-major unit index of each sample's best-matching unit.
+        """
+        return self.fit(X).predict(X)
+
+    def transform(self, X):
+        """Map coordinates of each sample's best-matching unit.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        X_map : ndarray of shape (n_samples, 2)
+            Position ``(x, y)`` of the BMU on the grid (see ``unit_coords_``), in
+            the dtype of ``X``.
+        """
+        X, _, best, _ = self._bmus(X)
+        return self.unit_coords_[best].astype(X.dtype)
+
+    def inverse_transform(self, X):
+        """Decode map coordinates into data space.
+
+        Positions between units interpolate the prototypes: bilinearly on a
+        rectangular grid, barycentrically over the triangles of a hexagonal grid.
+        On a unit's own position the result is exactly its prototype. Positions
+        outside a planar map are clamped to its border; periodic maps wrap.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, 2)
+            Map coordinates ``(x, y)``, as returned by :meth:`transform`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features)
+            Interpolated prototypes, in the dtype of ``codebook_``.
+        """
+        check_is_fitted(self)
+        X = check_array(X, dtype=_FLOAT_DTYPES, input_name="X")
+        if X.shape[1] != 2:
+            raise ValueError(
+                "inverse_transform expects map coordinates of shape (n_samples, 2); "
+                f"got {X.shape[1]} column(s)."
+            )
+        units, weights = _interpolation_stencil(
+            np.asarray(X, dtype=np.float64), **self._grid
+        )
+        codebook = self.codebook_.astype(np.float64)
+        out = np.einsum("nv,nvf->nf", weights, codebook[units])
+        return out.astype(self.codebook_.dtype)
+
+    def score(self, X, y=None):
+        """Negative mean quantization error of ``X`` (higher is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            Minus the mean Euclidean distance between each sample and its
+            best-matching prototype.
+        """
+        _, Xc, best, _ = self._bmus(X)
+        sq = _sq_distances_to_units(Xc, self._centred_codebook(), best)
+        return -float(np.mean(np.sqrt(sq)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+def _interpolation_stencil(points, *, n_rows, n_cols, topology, periodic):
+    """Units and weights that interpolate the codebook at continuous positions.
+
+    Returns ``(units, weights)`` of shapes (n, 4) (rectangular, bilinear) or
+    (n, 3) (hexagonal, barycentric); weights are non-negative and sum to 1.
+    """
+    x, y = points[:, 0], points[:, 1]
+    if topology == "rectangular":
+        col0, fx = _split_axis(x, n_cols, periodic)
+        row0, fy = _split_axis(y, n_rows, periodic)
+        col1 = _neighbour_index(col0, n_cols, periodic)
+        row1 = _neighbour_index(row0, n_rows, periodic)
+        units = np.stack(
+            [
+                row0 * n_cols + col0,
+                row0 * n_cols + col1,
+                row1 * n_cols + col0,
+                row1 * n_cols + col1,
+            ],
+            axis=1,
+        )
+        weights = np.stack(
+            [(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], axis=1
+        )
+        return units, weights
+
+    # Hexagonal: axial lattice coordinates (q, r) with position q a + r b,
+    # a = (1, 0), b = (1/2, sqrt(3)/2); unit (row, col) has r = row,
+    # q = col - floor(row / 2).
+    r = y / _HEX_DY
+    r = np.where(np.abs(r - np.round(r)) < 1e-9, np.round(r), r)
+    q = x - r / 2.0
+    q = np.where(np.abs(q - np.round(q)) < 1e-9, np.round(q), q)
+    q0, r0 = np.floor(q), np.floor(r)
+    u, v = q - q0, r - r0
+    lower = u + v <= 1.0
+    vq = np.where(
+        lower[:, None],
+        np.stack([q0, q0 + 1, q0], axis=1),
+        np.stack([q0 + 1, q0 + 1, q0], axis=1),
+    )
+    vr = np.where(
+        lower[:, None],
+        np.stack([r0, r0, r0 + 1], axis=1),
+        np.stack([r0 + 1, r0, r0 + 1], axis=1),
+    )
+    weights = np.where(
+        lower[:, None],
+        np.stack([1 - u - v, u, v], axis=1),
+        np.stack([u + v - 1, 1 - v, 1 - u], axis=1),
+    )
+    rows = vr.astype(np.int64)
+    cols = (vq + np.floor(vr / 2.0)).astype(np.int64)
+    if periodic:
+        rows %= n_rows
+        cols %= n_cols
+    else:
+        rows = np.clip(rows, 0, n_rows - 1)
+        cols = np.clip(cols, 0, n_cols - 1)
+    return rows * n_cols + cols, weights
+
+
+def _split_axis(t, n, periodic):
+    """Integer cell and fractional offset of coordinates along one grid axis."""
+    if n == 1:
+        return np.zeros(t.shape, dtype=np.int64), np.zeros(t.shape)
+    if periodic:
+        t = np.mod(t, n)
+        i0 = np.minimum(np.floor(t), n - 1)
+    else:
+        t = np.clip(t, 0, n - 1)
+        i0 = np.minimum(np.floor(t), n - 2)
+    return i0.astype(np.int64), t - i0
+
+
+def _neighbour_index(i0, n, periodic):
+    if n == 1:
+        return i0
+    return (i0 + 1) % n if periodic else i0 + 1
