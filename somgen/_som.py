@@ -187,12 +187,14 @@ class SelfOrganizingMap(
     >>> som.codebook_.shape
     (48, 4)
     >>> som.transform(X[:2])
-    array([[0., 0.],
-           [1., 0.]])
-    >>> som.predict(X[:2])
-    array([0, 1])
-    >>> round(som.quantization_error_, 3)
-    0.288
+    array([[1., 5.],
+           [0., 3.]])
+    >>> som.predict(X[:2])  # unit = row * n_cols + col
+    array([41, 24])
+    >>> round(som.quantization_error_, 2), som.topographic_error_
+    (0.35, 0.0)
+    >>> som.inverse_transform([[1.0, 5.0]]).round(2)  # the prototype of unit 41
+    array([[5.14, 3.57, 1.46, 0.25]])
     """
 
     _parameter_constraints: dict = {

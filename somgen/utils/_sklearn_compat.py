@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import (
     HasMethods,
     Hidden,
     Interval,
+    Options,
     StrOptions,
     validate_params,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "HasMethods",
     "Hidden",
     "Interval",
+    "Options",
     "StrOptions",
     "_fit_context",
     "validate_params",
