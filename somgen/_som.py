@@ -170,8 +170,11 @@ class SelfOrganizingMap(
     on a float64 offset first so that float32 inputs still pick the correct
     best-matching unit. Memory stays O(chunk x n_units) whatever ``n_samples``.
 
-    With the Mexican-hat kernel a unit whose neighbourhood-weighted count is not
-    positive keeps its prototype during a batch epoch.
+    The Mexican-hat kernel is negative beyond ``sigma``: it pushes units away
+    from the data, with a force that grows with their distance. To keep training
+    stable, prototypes are clipped to the bounding box of the training data after
+    every update with this kernel, and in a batch epoch a unit whose
+    neighbourhood-weighted count is not positive keeps its prototype.
 
     References
     ----------
@@ -357,7 +360,26 @@ class SelfOrganizingMap(
             sigma,
             self.neighborhood,
         )
-        return new, sq_error
+        return self._bound(new), sq_error
+
+    def _update_box(self, Xc, reset):
+        """Track the bounding box of the (centred) training data seen so far."""
+        low, high = Xc.min(axis=0), Xc.max(axis=0)
+        if not reset:
+            low = np.minimum(low, self._box[0])
+            high = np.maximum(high, self._box[1])
+        self._box = np.vstack([low, high]).astype(np.float64)
+
+    def _bound(self, codebook):
+        """Clip prototypes to the data's bounding box (Mexican hat only).
+
+        The negative lobe of the Mexican hat pushes units away from data with a
+        force that grows with their distance, which diverges geometrically;
+        the other kernels only ever form convex combinations and need no bound.
+        """
+        if self.neighborhood == "mexican_hat":
+            np.clip(codebook, self._box[0], self._box[1], out=codebook)
+        return codebook
 
     def _online_pass(self, Xc, codebook, random_state, sigmas, rates):
         """One shuffled pass of mini-batch updates over ``Xc`` (in place on the
@@ -369,7 +391,7 @@ class SelfOrganizingMap(
             neg2_t, sq_norms = _prepare_codebook(codebook, Xc.dtype)
             bmu, _ = _bmu_chunk(X_batch, neg2_t, sq_norms)
             h = self._neighborhood_of(bmu, sigmas[b])
-            _online_update(codebook, X_batch, bmu, h, rates[b])
+            self._bound(_online_update(codebook, X_batch, bmu, h, rates[b]))
 
     def _finalise(self, X, Xc, codebook):
         """Store the codebook in the data's dtype and the quality measures."""
@@ -413,6 +435,7 @@ class SelfOrganizingMap(
         self.unit_coords_ = _unit_coordinates(self.n_rows, self.n_cols, self.topology)
         self._offset = X.mean(axis=0, dtype=np.float64)
         Xc = self._centre(X)
+        self._update_box(Xc, reset=True)
         codebook = self._initial_codebook(Xc, self.unit_coords_, random_state)
 
         if self.algorithm == "batch":
@@ -487,9 +510,11 @@ class SelfOrganizingMap(
             self._offset = X.mean(axis=0, dtype=np.float64)
             self.n_iter_ = 0
             Xc = self._centre(X)
+            self._update_box(Xc, reset=True)
             codebook = self._initial_codebook(Xc, self.unit_coords_, random_state)
         else:
             Xc = self._centre(X)
+            self._update_box(Xc, reset=False)
             codebook = self._centred_codebook()
         step = self.n_iter_
         sigma = _decay(sigma_start, sigma_end, step, self.n_epochs, self.decay)

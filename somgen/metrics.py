@@ -261,7 +261,7 @@ def u_matrix(
         unit += start
         # Exact differences over the (few) adjacent pairs only.
         dist = np.linalg.norm(codebook[unit] - codebook[neighbour], axis=1)
-        total = np.bincount(unit, weights=dist, minlength=n_units)[rows]
+        total = np.bincount(unit, weights=dist, minlength=n_units)[rows].astype(float)
         n_adj = np.bincount(unit, minlength=n_units)[rows]
         umat[rows] = np.divide(total, n_adj, out=np.zeros_like(total), where=n_adj > 0)
     return umat.reshape(n_rows, n_cols)
