@@ -1,7 +1,8 @@
 """Self-organizing maps and SOM-based generative models for scikit-learn."""
 
+from somgen._generative import SOMGenerativeModel
 from somgen._som import SelfOrganizingMap
 
 __version__ = "0.1.0"
 
-__all__ = ["SelfOrganizingMap", "__version__"]
+__all__ = ["SOMGenerativeModel", "SelfOrganizingMap", "__version__"]

@@ -1,0 +1,550 @@
+"""A density estimator and sampler built on a self-organizing map."""
+
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator, DensityMixin, clone
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from somgen._mixture import (
+    _compute_precision_cholesky,
+    _conditional_impute,
+    _estimate_covariances,
+    _estimate_log_resp,
+    _n_parameters,
+    _pinned_em,
+    _sample,
+    _score_samples_chunked,
+)
+from somgen._som import SelfOrganizingMap
+from somgen._topology import _HEX_DY
+from somgen.utils._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
+from somgen.utils._validation import _restore_on_failure
+
+
+class SOMGenerativeModel(DensityMixin, BaseEstimator):
+    """Gaussian-mixture density and sampler whose components are a map's units.
+
+    The model is the mixture
+
+    .. math:: p(x) = \\sum_k \\pi_k \\, \\mathcal{N}(x \\mid w_k, \\Sigma_k)
+
+    with one component per unit of a fitted :class:`SelfOrganizingMap`. The
+    means :math:`w_k` are the map's prototypes and stay fixed, so component ``k``
+    *is* unit ``k``: densities, samples and responsibilities can be read on the
+    map. The weights are smoothed hit frequencies
+    ``pi_k = (hits_k + alpha) / (n + K alpha)`` (or come from a density over the
+    map coordinates, see ``latent_density``). The covariances are the residuals
+    of the samples around their best-matching prototype, shrunk toward the pooled
+    residual covariance by ``covariance_shrinkage`` pseudo-samples (the
+    maximum a posteriori estimate under a conjugate prior), then optionally
+    refined by EM with the means pinned, which never decreases the penalised
+    likelihood.
+
+    The result is an exact, normalised density on the data space: it can be
+    scored on held-out data (``score`` is the mean log-likelihood, as in
+    :class:`~sklearn.mixture.GaussianMixture`), compared across models, tuned by
+    :class:`~sklearn.model_selection.GridSearchCV` and sampled from.
+
+    Parameters
+    ----------
+    som : SelfOrganizingMap or FrozenEstimator, default=None
+        The map. It is cloned and fitted in :meth:`fit`; its parameters can be
+        tuned as ``som__<name>``. ``None`` uses ``SelfOrganizingMap()`` seeded
+        from ``random_state``. To reuse an already fitted map without refitting
+        it, wrap it in :class:`sklearn.frozen.FrozenEstimator`.
+
+    covariance_type : {"spherical", "diag", "tied", "full"}, default="diag"
+        Covariance structure, with the same shapes as in
+        :class:`~sklearn.mixture.GaussianMixture`: one variance per unit, one
+        diagonal per unit, one shared full matrix, or one full matrix per unit.
+
+    covariance_shrinkage : "auto" or float, default="auto"
+        Pseudo-count ``s`` pulling every unit's covariance toward the pooled one:
+        ``Sigma_k = (S_k + s Sigma_pooled) / (N_k + s)``. Units with few hits get
+        (nearly) the pooled covariance, so no unit collapses. ``"auto"`` is 1 for
+        ``"diag"`` and ``"spherical"`` and ``n_features / 2`` for ``"full"``.
+        Irrelevant for ``"tied"``. Must be positive.
+
+    weight_concentration : float, default=1.0
+        Dirichlet pseudo-count ``alpha`` added to every unit's hits, so that units
+        without hits keep a small positive weight. Must be non-negative.
+
+    latent_density : estimator or None, default=None
+        Unfitted density estimator with ``fit`` and ``score_samples``, such as
+        :class:`~sklearn.neighbors.KernelDensity` or
+        :class:`~sklearn.mixture.GaussianMixture`. It is fitted on the map
+        coordinates of the training samples (dequantized by uniform noise over a
+        cell), and its values at the units set the weights:
+        ``pi_k`` proportional to ``p_latent(unit_coords_k)``. The model remains an
+        exact normalised mixture on the data space. ``None`` uses the smoothed hit
+        frequencies. With a latent density, EM refines the covariances only.
+
+    refine : {"em"} or None, default="em"
+        ``"em"`` refines weights and covariances by EM with the means pinned to
+        the prototypes; ``None`` keeps the one-shot estimates from the hard
+        best-matching-unit assignments.
+
+    max_iter : int, default=100
+        Maximum number of EM iterations.
+
+    tol : float, default=1e-3
+        EM stops when the per-sample penalised log-likelihood improves by less
+        than ``tol``.
+
+    reg_covar : float, default=1e-6
+        Non-negative regularisation added to the diagonal of every covariance.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the default map, the dequantization noise of ``latent_density`` and
+        :meth:`sample` (unless ``sample`` gets its own ``random_state``).
+
+    Attributes
+    ----------
+    som_ : SelfOrganizingMap
+        The fitted map.
+
+    weights_ : ndarray of shape (n_units,)
+        Mixture weights, summing to 1.
+
+    means_ : ndarray of shape (n_units, n_features)
+        Component means: the map's prototypes, in float64.
+
+    covariances_ : ndarray
+        Covariances; shape (n_units,) for "spherical", (n_units, n_features)
+        for "diag", (n_features, n_features) for "tied" and
+        (n_units, n_features, n_features) for "full".
+
+    precisions_cholesky_ : ndarray
+        Cholesky factors of the precision matrices, as in
+        :class:`~sklearn.mixture.GaussianMixture`, same shapes as
+        ``covariances_``.
+
+    converged_ : bool
+        Whether EM converged (always True when ``refine=None``).
+
+    n_iter_ : int
+        EM iterations run (0 when ``refine=None``).
+
+    latent_density_ : estimator or None
+        The fitted ``latent_density`` (None without one).
+
+    lower_bound_ : float
+        Per-sample penalised log-likelihood of the training data at the end of
+        EM; the plain mean log-likelihood when ``refine=None``.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X` has
+        feature names that are all strings.
+
+    See Also
+    --------
+    SelfOrganizingMap : The map this model is built on.
+    sklearn.mixture.GaussianMixture : Mixture with free means.
+    sklearn.neighbors.KernelDensity : Non-parametric density.
+
+    Notes
+    -----
+    ``Pipeline(SelfOrganizingMap(), GaussianMixture())`` is *not* a density on
+    the data: the map's ``transform`` sends the data to a discrete set of grid
+    positions, so the mixture there scores map coordinates, ignores the
+    distance between a sample and its prototype, and its log-likelihoods are not
+    comparable with densities on ``X``. To put a mixture or a kernel density
+    over the map, pass it as ``latent_density``.
+
+    :meth:`score` is the *mean* log-likelihood per sample (the convention of
+    :class:`~sklearn.mixture.GaussianMixture`), whereas
+    :meth:`sklearn.neighbors.KernelDensity.score` returns the *sum*.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> from somgen import SelfOrganizingMap, SOMGenerativeModel
+    >>> X, _ = load_iris(return_X_y=True)
+    >>> model = SOMGenerativeModel(SelfOrganizingMap(4, 4), random_state=0).fit(X)
+    >>> model.weights_.shape, model.covariances_.shape
+    ((16,), (16, 4))
+    >>> round(model.score(X), 2)  # mean log-likelihood per sample
+    -1.84
+    >>> X_new, units = model.sample(3, random_state=0)
+    >>> X_new.shape, units.shape
+    ((3, 4), (3,))
+    >>> model.impute([[5.1, np.nan, 1.4, 0.2]]).round(1)
+    array([[5.1, 3.4, 1.4, 0.2]])
+    """
+
+    _parameter_constraints: dict = {
+        "som": [HasMethods(["fit", "predict"]), None],
+        "covariance_type": [StrOptions({"spherical", "diag", "tied", "full"})],
+        "covariance_shrinkage": [
+            StrOptions({"auto"}),
+            Interval(Real, 0, None, closed="neither"),
+        ],
+        "weight_concentration": [Interval(Real, 0, None, closed="left")],
+        "latent_density": [HasMethods(["fit", "score_samples"]), None],
+        "refine": [StrOptions({"em"}), None],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        som=None,
+        *,
+        covariance_type="diag",
+        covariance_shrinkage="auto",
+        weight_concentration=1.0,
+        latent_density=None,
+        refine="em",
+        max_iter=100,
+        tol=1e-3,
+        reg_covar=1e-6,
+        random_state=None,
+    ):
+        self.som = som
+        self.covariance_type = covariance_type
+        self.covariance_shrinkage = covariance_shrinkage
+        self.weight_concentration = weight_concentration
+        self.latent_density = latent_density
+        self.refine = refine
+        self.max_iter = max_iter
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+    def _shrinkage(self, n_features):
+        if self.covariance_shrinkage != "auto":
+            return float(self.covariance_shrinkage)
+        if self.covariance_type == "full":
+            return n_features / 2.0
+        return 1.0
+
+    def _fit_map(self, X, random_state):
+        if self.som is None:
+            som = SelfOrganizingMap(
+                random_state=random_state.randint(np.iinfo(np.int32).max)
+            )
+        else:
+            som = clone(self.som)
+        som.fit(X)  # a no-op for a FrozenEstimator
+        n_features = getattr(som, "n_features_in_", None)
+        if n_features != X.shape[1]:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the map was fitted on "
+                f"{n_features} features."
+            )
+        for attribute in ("codebook_", "unit_coords_"):
+            if not hasattr(som, attribute):
+                raise TypeError(
+                    "som must be a SelfOrganizingMap (or a FrozenEstimator wrapping "
+                    f"one) exposing {attribute!r} once fitted; got "
+                    f"{type(som).__name__}."
+                )
+        return som
+
+    def _latent_weights(self, som, units, random_state):
+        """Weights from a density fitted on dequantized map coordinates."""
+        coords = np.asarray(som.unit_coords_, dtype=np.float64)
+        cell = np.array([1.0, 1.0 if som.topology == "rectangular" else _HEX_DY])
+        jitter = (random_state.uniform(size=(len(units), 2)) - 0.5) * cell
+        latent = clone(self.latent_density).fit(coords[units] + jitter)
+        log_density = np.asarray(latent.score_samples(coords), dtype=np.float64)
+        log_density = np.where(np.isnan(log_density), -np.inf, log_density)
+        if not np.any(np.isfinite(log_density)):
+            raise ValueError(
+                "latent_density gives zero density at every unit of the map."
+            )
+        return np.exp(log_density - logsumexp(log_density)), latent
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None):
+        """Fit the map (unless frozen), then weights and covariances.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        with _restore_on_failure(self):
+            return self._fit(X)
+
+    def _fit(self, X):
+        X = validate_data(self, X, dtype=np.float64)
+        random_state = check_random_state(self.random_state)
+        som = self._fit_map(X, random_state)
+        means = np.asarray(som.codebook_, dtype=np.float64)
+        n_units = means.shape[0]
+        units = np.asarray(som.predict(X))
+        shrinkage = self._shrinkage(X.shape[1])
+
+        if self.latent_density is None:
+            hits = np.bincount(units, minlength=n_units)
+            alpha = self.weight_concentration
+            weights = (hits + alpha) / (len(X) + n_units * alpha)
+            self.latent_density_ = None
+        else:
+            weights, self.latent_density_ = self._latent_weights(
+                som, units, random_state
+            )
+
+        covariances = _estimate_covariances(
+            X,
+            units,
+            means,
+            self.covariance_type,
+            shrinkage=shrinkage,
+            reg_covar=self.reg_covar,
+        )
+        if self.refine == "em":
+            result = _pinned_em(
+                X,
+                means,
+                weights,
+                covariances,
+                self.covariance_type,
+                shrinkage=shrinkage,
+                weight_concentration=self.weight_concentration,
+                reg_covar=self.reg_covar,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                update_weights=self.latent_density is None,
+            )
+            weights = result["weights"]
+            covariances = result["covariances"]
+            precisions_cholesky = result["precisions_cholesky"]
+            self.converged_ = bool(result["converged"])
+            self.n_iter_ = int(result["n_iter"])
+            self.lower_bound_ = float(result["lower_bound"])
+        else:
+            precisions_cholesky = _compute_precision_cholesky(
+                covariances, self.covariance_type
+            )
+            self.converged_ = True
+            self.n_iter_ = 0
+            self.lower_bound_ = float(
+                np.mean(
+                    _score_samples_chunked(
+                        X, weights, means, precisions_cholesky, self.covariance_type
+                    )
+                )
+            )
+
+        self.som_ = som
+        self.weights_ = weights
+        self.means_ = means
+        self.covariances_ = covariances
+        self.precisions_cholesky_ = precisions_cholesky
+        return self
+
+    # ---------------------------------------------------------------- inference
+    def _check_X(self, X, **kwargs):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=np.float64, reset=False, **kwargs)
+
+    def score_samples(self, X):
+        """Log-density of the model at each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to evaluate.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            ``log p(x)``, float64, computed with log-sum-exp by chunks.
+        """
+        X = self._check_X(X)
+        return _score_samples_chunked(
+            X,
+            self.weights_,
+            self.means_,
+            self.precisions_cholesky_,
+            self.covariance_type,
+        )
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of ``X`` under the model.
+
+        This is the mean, as in :class:`~sklearn.mixture.GaussianMixture`, not
+        the sum returned by :meth:`sklearn.neighbors.KernelDensity.score`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to evaluate.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        log_likelihood : float
+            Mean of :meth:`score_samples`.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def predict_proba(self, X):
+        """Posterior probability of each unit given each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_units)
+            ``p(k | x)``; rows sum to 1.
+        """
+        X = self._check_X(X)
+        log_resp, _ = _estimate_log_resp(
+            X,
+            self.weights_,
+            self.means_,
+            self.precisions_cholesky_,
+            self.covariance_type,
+        )
+        return np.exp(log_resp)
+
+    def predict(self, X):
+        """Most probable unit of each sample under the mixture.
+
+        This can differ from the map's best-matching unit, which ignores the
+        weights and covariances.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        units : ndarray of shape (n_samples,)
+            Row-major unit index.
+        """
+        return self.predict_proba(X).argmax(axis=1)
+
+    def sample(self, n_samples=1, *, units=None, random_state=None):
+        """Draw samples from the fitted density.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+
+        units : array-like of int, default=None
+            Restrict sampling to these units (a region of the map); their
+            weights are renormalised. All units by default.
+
+        random_state : int, RandomState instance or None, default=None
+            Seed for this call; ``None`` uses the estimator's ``random_state``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Samples, in random order.
+
+        unit_indices : ndarray of shape (n_samples,)
+            Unit (component) each sample was drawn from.
+        """
+        check_is_fitted(self)
+        if (
+            isinstance(n_samples, bool)
+            or not isinstance(n_samples, Integral)
+            or n_samples < 1
+        ):
+            raise ValueError(
+                f"n_samples must be a positive integer; got {n_samples!r}."
+            )
+        rng = check_random_state(
+            self.random_state if random_state is None else random_state
+        )
+        return _sample(
+            rng,
+            int(n_samples),
+            self.weights_,
+            self.means_,
+            self.covariances_,
+            self.covariance_type,
+            units=units,
+        )
+
+    def impute(self, X):
+        """Fill missing entries (NaN) with their conditional mean.
+
+        For each row, the missing entries are replaced by
+        ``E[x_missing | x_observed]`` under the mixture. Rows without NaN are
+        returned unchanged; fully missing rows get the mixture mean.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with NaN for missing values. Infinite values are rejected.
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features)
+            Completed data, float64.
+        """
+        X = self._check_X(X, ensure_all_finite="allow-nan")
+        return _conditional_impute(
+            X, self.weights_, self.means_, self.covariances_, self.covariance_type
+        )
+
+    def _n_parameters(self):
+        return _n_parameters(
+            self.means_.shape[0],
+            self.means_.shape[1],
+            self.covariance_type,
+            means_free=True,
+        )
+
+    def bic(self, X):
+        """Bayesian information criterion of the model on ``X`` (lower is better).
+
+        The prototypes count as free parameters: the map fitted them.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        bic : float
+        """
+        log_density = self.score_samples(X)
+        n_samples = log_density.shape[0]
+        return -2.0 * log_density.sum() + self._n_parameters() * np.log(n_samples)
+
+    def aic(self, X):
+        """Akaike information criterion of the model on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        aic : float
+        """
+        return -2.0 * self.score_samples(X).sum() + 2.0 * self._n_parameters()
