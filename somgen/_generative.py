@@ -171,7 +171,7 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
     >>> model.weights_.shape, model.covariances_.shape
     ((16,), (16, 4))
     >>> round(model.score(X), 2)  # mean log-likelihood per sample
-    -1.84
+    -1.24
     >>> X_new, units = model.sample(3, random_state=0)
     >>> X_new.shape, units.shape
     ((3, 4), (3,))

@@ -78,9 +78,10 @@ class SelfOrganizingMap(
         Initial neighbourhood width, in grid units. ``None`` uses half the
         longer side of the grid (and never less than ``sigma_end``).
 
-    sigma_end : float, default=1.0
+    sigma_end : float, default=0.5
         Final neighbourhood width. Smaller values lower the quantization error
-        at the cost of a less smooth (more folded) map.
+        at the cost of a less smooth (more folded) map; at 0.5 a Gaussian
+        neighbourhood still gives direct neighbours a weight of 0.14.
 
     learning_rate_start : float, default=0.5
         Initial learning rate of the online algorithm and of :meth:`partial_fit`,
@@ -89,9 +90,10 @@ class SelfOrganizingMap(
     learning_rate_end : float, default=0.01
         Final learning rate, in ``(0, 1]``.
 
-    decay : {"linear", "exponential", "inverse"}, default="linear"
+    decay : {"linear", "exponential", "inverse"}, default="exponential"
         How ``sigma`` and the learning rate go from their start to their end
-        value over training.
+        value over training. Exponential (geometric) decay spends more epochs
+        at small widths, where the map fine-tunes.
 
     n_epochs : int, default=10
         Passes over the data in :meth:`fit`. It is also the horizon of the
@@ -190,14 +192,14 @@ class SelfOrganizingMap(
     >>> som.codebook_.shape
     (48, 4)
     >>> som.transform(X[:2])
-    array([[1., 5.],
-           [0., 3.]])
+    array([[0., 5.],
+           [1., 3.]])
     >>> som.predict(X[:2])  # unit = row * n_cols + col
-    array([41, 24])
-    >>> round(som.quantization_error_, 2), som.topographic_error_
-    (0.35, 0.0)
-    >>> som.inverse_transform([[1.0, 5.0]]).round(2)  # the prototype of unit 41
-    array([[5.14, 3.57, 1.46, 0.25]])
+    array([40, 25])
+    >>> round(som.quantization_error_, 2), round(som.topographic_error_, 2)
+    (0.27, 0.04)
+    >>> som.inverse_transform([[0.0, 5.0]]).round(2)  # the prototype of unit 40
+    array([[4.97, 3.54, 1.34, 0.22]])
     """
 
     _parameter_constraints: dict = {
@@ -229,10 +231,10 @@ class SelfOrganizingMap(
         periodic=False,
         neighborhood="gaussian",
         sigma_start=None,
-        sigma_end=1.0,
+        sigma_end=0.5,
         learning_rate_start=0.5,
         learning_rate_end=0.01,
-        decay="linear",
+        decay="exponential",
         n_epochs=10,
         algorithm="batch",
         batch_size=1,

