@@ -1,26 +1,24 @@
-"""Gaussian mixtures with pinned means: densities, EM, sampling and imputation.
+r"""Gaussian mixtures with pinned means: densities, EM, sampling and imputation.
 
 The generative model of a self-organizing map is the mixture
 
-.. math::
+.. math:: p(x) = \sum_k \pi_k \, \mathcal{N}(x \mid \mu_k, \Sigma_k)
 
-    p(x) = \\sum_k \\pi_k \\, \\mathcal{N}(x \\mid \\mu_k, \\Sigma_k)
-
-whose means :math:`\\mu_k` are the map's prototypes and are never moved. This
-module holds its numerical kernels as pure functions on float64 arrays; the
-estimator orchestrates them.
+whose means :math:`\mu_k` are the map's prototypes and never move. This module
+holds its numerical kernels as pure functions on float64 arrays; the estimator
+orchestrates them.
 
 Shapes follow :class:`sklearn.mixture.GaussianMixture` (``K`` components, ``d``
 features):
 
-=============  ===============  ====================================================
-type           covariances      precisions_cholesky
-=============  ===============  ====================================================
-``'full'``     (K, d, d)        (K, d, d), ``P_k @ P_k.T`` is the precision matrix
-``'tied'``     (d, d)           (d, d), same meaning, shared by all components
-``'diag'``     (K, d)           (K, d), ``1 / sqrt(variances)``
-``'spherical'`` (K,)            (K,), ``1 / sqrt(variance)``
-=============  ===============  ====================================================
+=================  ==============  ==============================================
+covariance_type    covariances     precisions_cholesky
+=================  ==============  ==============================================
+``'full'``         (K, d, d)       (K, d, d); ``P_k @ P_k.T`` is the precision
+``'tied'``         (d, d)          (d, d); the same, shared by all components
+``'diag'``         (K, d)          (K, d); ``1 / sqrt(covariances)``
+``'spherical'``    (K,)            (K,); ``1 / sqrt(covariances)``
+=================  ==============  ==============================================
 
 For ``'full'`` and ``'tied'``, ``P`` is the transposed inverse of the lower
 Cholesky factor of the covariance, hence upper triangular.
@@ -28,33 +26,36 @@ Cholesky factor of the covariance, hence upper triangular.
 Penalised objective of the pinned-means EM
 ------------------------------------------
 With ``s`` the shrinkage, ``alpha`` the weight concentration, ``r`` the
-``reg_covar`` and :math:`\\Sigma_0` a fixed target (by default the pooled
-within-component covariance), :func:`_pinned_em` maximises, per sample,
+``reg_covar`` and :math:`\Sigma_0` a target fixed for the whole run (by default
+the pooled within-component covariance), :func:`_pinned_em` maximises
 
 .. math::
 
-    L = \\frac{1}{n} \\Big[ \\sum_i \\log \\sum_k \\pi_k
-        \\mathcal{N}(x_i \\mid \\mu_k, \\Sigma_k)
-        e^{-\\frac{r}{2} \\operatorname{tr} \\Sigma_k^{-1}}
-        + \\alpha \\sum_k \\log \\pi_k
-        - \\frac{s}{2} \\sum_k \\big( \\operatorname{tr}(\\Sigma_k^{-1}
-        (\\Sigma_0 + r I)) + \\log\\det \\Sigma_k \\big) \\Big].
+    L = \frac{1}{n} \Big[ \sum_i \log \sum_k \pi_k \,
+        \mathcal{N}(x_i \mid \mu_k, \Sigma_k) \,
+        e^{-\frac{r}{2} \operatorname{tr} \Sigma_k^{-1}}
+        + \alpha \sum_k \log \pi_k
+        - \frac{s}{2} \sum_k \big( \operatorname{tr}(\Sigma_k^{-1}
+        (\Sigma_0 + r I)) + \log\det \Sigma_k \big) \Big].
 
-The factor :math:`e^{-\\frac{r}{2} \\operatorname{tr} \\Sigma_k^{-1}}` is the
-expected log-likelihood of a point jittered by isotropic noise of variance
-``r``; together with the ``r I`` folded into the target it makes the familiar
-update
+The last two terms are a Dirichlet prior on the weights and an inverse-Wishart
+type prior on the covariances. The factor
+:math:`e^{-\frac{r}{2} \operatorname{tr} \Sigma_k^{-1}}` accounts for
+``reg_covar`` exactly: :math:`\log \mathcal{N}(x \mid \mu, \Sigma) - \frac{r}{2}
+\operatorname{tr} \Sigma^{-1}` is the expected log-density of
+:math:`x + \varepsilon` with :math:`\varepsilon \sim \mathcal{N}(0, r I)`. With
+it, and with :math:`r I` added to the target, the usual updates
 
 .. math::
 
-    \\Sigma_k = \\frac{S_k + s \\Sigma_0}{N_k + s} + r I, \\qquad
-    \\pi_k = \\frac{N_k + \\alpha}{n + K \\alpha}
+    \Sigma_k = \frac{S_k + s \Sigma_0}{N_k + s} + r I, \qquad
+    \pi_k = \frac{N_k + \alpha}{n + K \alpha}
 
-the exact maximiser of the M-step, so that :math:`L` never decreases, whatever
-``reg_covar``. The responsibilities of the E-step carry the same factor; for
-the usual tiny ``reg_covar`` it is one to many digits. ``'diag'`` and
-``'spherical'`` use the same prior restricted to their parameters; ``'tied'``
-has a single covariance and a single prior term.
+are the exact maximisers of the M-step, so :math:`L` never decreases, whatever
+``reg_covar``. The E-step responsibilities carry the same factor, which differs
+from one by about ``r / variance`` and is therefore negligible for the usual
+small ``reg_covar``. ``'diag'`` and ``'spherical'`` restrict the prior to their
+parameters; ``'tied'`` has a single covariance and a single prior term.
 """
 
 import numpy as np
@@ -105,7 +106,7 @@ def _not_pd_error(components, covariance_type):
     which = (
         "The tied covariance"
         if covariance_type == "tied"
-        else f"The covariance of component(s) {list(components)[:10]}"
+        else f"The covariance of component(s) {np.asarray(components)[:10].tolist()}"
     )
     return ValueError(
         f"{which} is not positive definite (or not finite). This happens when "
@@ -121,21 +122,21 @@ def _cholesky_factors(stack, covariance_type, components=None):
     Raises a ValueError naming every component that is not positive definite;
     ``components`` gives the indices to report for the rows of ``stack``.
     """
-    factors = np.empty_like(stack)
+    if np.all(np.isfinite(stack)):
+        try:
+            return np.linalg.cholesky(stack)
+        except np.linalg.LinAlgError:
+            pass
+    # Factorise one by one to name the culprits.
     bad = []
     for k, cov in enumerate(stack):
-        if not np.all(np.isfinite(cov)):
-            bad.append(k)
-            continue
         try:
-            factors[k] = linalg.cholesky(cov, lower=True, check_finite=False)
-        except linalg.LinAlgError:
+            linalg.cholesky(cov, lower=True)
+        except (linalg.LinAlgError, ValueError):
             bad.append(k)
-    if bad:
-        if components is not None:
-            bad = np.asarray(components)[bad].tolist()
-        raise _not_pd_error(bad, covariance_type)
-    return factors
+    if components is not None:
+        bad = np.asarray(components)[bad].tolist()
+    raise _not_pd_error(bad, covariance_type)
 
 
 def _compute_precision_cholesky(covariances, covariance_type):
@@ -151,9 +152,11 @@ def _compute_precision_cholesky(covariances, covariance_type):
     Returns
     -------
     precisions_cholesky : ndarray of the same shape as ``covariances``
-        For ``'full'`` and ``'tied'``, ``solve_triangular(L, I, lower=True).T``
-        where ``L`` is the lower Cholesky factor of each covariance; for
-        ``'diag'`` and ``'spherical'``, ``1 / sqrt(covariances)``.
+        For ``'full'`` and ``'tied'``, the upper triangular ``inv(L).T`` with
+        ``L`` the lower Cholesky factor of each covariance, so that
+        ``P @ P.T`` is the precision matrix; for ``'diag'`` and ``'spherical'``,
+        ``1 / sqrt(covariances)``. This is the convention of
+        ``GaussianMixture.precisions_cholesky_``.
 
     Raises
     ------
@@ -171,12 +174,9 @@ def _compute_precision_cholesky(covariances, covariance_type):
 
     stack = covariances[np.newaxis] if covariance_type == "tied" else covariances
     factors = _cholesky_factors(stack, covariance_type)
-    identity = np.eye(stack.shape[-1])
-    precisions_chol = np.empty_like(stack)
-    for k, chol in enumerate(factors):
-        precisions_chol[k] = linalg.solve_triangular(
-            chol, identity, lower=True, check_finite=False
-        ).T
+    # Batched inverse of the triangular factors; np.tril removes the rounding
+    # noise LU pivoting may leave above the diagonal.
+    precisions_chol = np.tril(np.linalg.inv(factors)).transpose(0, 2, 1)
     return precisions_chol[0] if covariance_type == "tied" else precisions_chol
 
 
@@ -479,16 +479,33 @@ def _scatter_statistics(X, resp, means, covariance_type, *, chunk_size=None):
     else:
         scatter = np.zeros((n_components, n_features))
 
-    for rows in _chunks(n_samples, 2 * n_components * n_features, chunk_size):
-        # (K, chunk, d): residuals of the chunk around every mean.
-        diff = X[np.newaxis, rows, :] - means[:, np.newaxis, :]
-        weighted = diff * resp[rows].T[:, :, np.newaxis]
-        if covariance_type == "full":
-            scatter += np.matmul(weighted.transpose(0, 2, 1), diff)
-        elif covariance_type == "tied":
-            scatter += weighted.reshape(-1, n_features).T @ diff.reshape(-1, n_features)
+    correlated = covariance_type in ("full", "tied")
+    row_floats = 2 * n_features if correlated else n_components * n_features
+    for rows in _chunks(n_samples, row_floats, chunk_size):
+        X_chunk = X[rows]
+        resp_t = resp[rows].T
+        if correlated:
+            # One exact GEMM per component on its residuals, restricted to the
+            # rows it actually weighs (all of them for soft responsibilities,
+            # few of them for one-hot ones).
+            for k in range(n_components):
+                active = np.flatnonzero(resp_t[k])
+                if active.size == 0:
+                    continue
+                if active.size == resp_t.shape[1]:
+                    diff, r = X_chunk - means[k], resp_t[k]
+                else:
+                    diff, r = X_chunk[active] - means[k], resp_t[k, active]
+                contribution = (diff.T * r) @ diff
+                if covariance_type == "full":
+                    scatter[k] += contribution
+                else:
+                    scatter += contribution
         else:
-            scatter += np.einsum("kij,kij->kj", weighted, diff)
+            # (K, chunk, d) squared residuals of the chunk around every mean.
+            sq_diff = X_chunk[np.newaxis] - means[:, np.newaxis]
+            np.square(sq_diff, out=sq_diff)
+            scatter += np.einsum("ki,kij->kj", resp_t, sq_diff)
 
     if covariance_type == "full":
         scatter = 0.5 * (scatter + scatter.transpose(0, 2, 1))
@@ -696,11 +713,11 @@ def _e_step_statistics(
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     log_weights = _log_weights(weights)
-    jitter = (
-        0.5
-        * reg_covar
-        * _precision_trace(precisions_cholesky, covariance_type, n_features)
-    )
+    # Per-component log-factor r / 2 * tr(Sigma_k^{-1}) of the objective.
+    trace = _precision_trace(precisions_cholesky, covariance_type, n_features)
+    jitter = np.broadcast_to(0.5 * reg_covar * trace, (n_components,))
+    jitter_max = jitter.max()
+    exp_jitter = np.exp(jitter - jitter_max)
 
     objective = 0.0
     log_likelihood = 0.0
@@ -712,12 +729,18 @@ def _e_step_statistics(
             Xc, means, precisions_cholesky, covariance_type
         )
         weighted += log_weights
-        if reg_covar > 0.0:
-            log_likelihood += logsumexp(weighted, axis=1).sum()
         weighted -= jitter
         log_norm = logsumexp(weighted, axis=1)
         objective += log_norm.sum()
-        resp = np.exp(weighted - log_norm[:, np.newaxis])
+        weighted -= log_norm[:, np.newaxis]
+        resp = np.exp(weighted, out=weighted)
+        if reg_covar > 0.0:
+            # log sum_k pi_k N_k = log_norm + log sum_k resp_k exp(jitter_k).
+            log_likelihood += (
+                log_norm.sum()
+                + jitter_max * log_norm.size
+                + np.log(resp @ exp_jitter).sum()
+            )
         nk_chunk, scatter_chunk = _scatter_statistics(Xc, resp, means, covariance_type)
         nk += nk_chunk
         scatter = scatter_chunk if scatter is None else scatter + scatter_chunk
