@@ -235,7 +235,7 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
             )
         else:
             som = clone(self.som)
-        som.fit(X)  # a no-op for a FrozenEstimator
+        som.fit(X, None)  # a no-op for a FrozenEstimator
         n_features = getattr(som, "n_features_in_", None)
         if n_features != X.shape[1]:
             raise ValueError(
@@ -346,11 +346,13 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
                 )
             )
 
+        # C-contiguous arrays: a pickle round trip restores them in C order, and
+        # the same memory layout keeps BLAS results bit-identical after reload.
         self.som_ = som
-        self.weights_ = weights
-        self.means_ = means
-        self.covariances_ = covariances
-        self.precisions_cholesky_ = precisions_cholesky
+        self.weights_ = np.ascontiguousarray(weights)
+        self.means_ = np.ascontiguousarray(means)
+        self.covariances_ = np.ascontiguousarray(covariances)
+        self.precisions_cholesky_ = np.ascontiguousarray(precisions_cholesky)
         return self
 
     # ---------------------------------------------------------------- inference

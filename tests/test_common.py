@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sklearn.neighbors import KernelDensity
 from sklearn.utils.estimator_checks import (
     check_param_validation,
     check_set_output_transform,
@@ -9,7 +10,7 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from somgen import SelfOrganizingMap
+from somgen import SelfOrganizingMap, SOMGenerativeModel
 
 ESTIMATORS = [
     SelfOrganizingMap(),
@@ -27,12 +28,26 @@ ESTIMATORS = [
 ]
 
 
-@parametrize_with_checks(ESTIMATORS)
+DENSITY_ESTIMATORS = [
+    SOMGenerativeModel(),
+    SOMGenerativeModel(
+        SelfOrganizingMap(3, 3), covariance_type="full", refine=None, random_state=0
+    ),
+    SOMGenerativeModel(
+        SelfOrganizingMap(2, 4, topology="hexagonal"),
+        covariance_type="spherical",
+        latent_density=KernelDensity(bandwidth=0.5),
+        random_state=0,
+    ),
+]
+
+
+@parametrize_with_checks(ESTIMATORS + DENSITY_ESTIMATORS)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
 
-@pytest.mark.parametrize("estimator", ESTIMATORS, ids=repr)
+@pytest.mark.parametrize("estimator", ESTIMATORS + DENSITY_ESTIMATORS, ids=repr)
 def test_estimator_param_validation(estimator):
     check_param_validation(type(estimator).__name__, estimator)
 
