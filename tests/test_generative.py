@@ -15,9 +15,9 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KernelDensity
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils._param_validation import InvalidParameterError
 
 from somgen import SelfOrganizingMap, SOMGenerativeModel
+from somgen.utils._sklearn_compat import InvalidParameterError
 
 COVARIANCE_TYPES = ["spherical", "diag", "tied", "full"]
 

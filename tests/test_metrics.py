@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
-from sklearn.utils._param_validation import InvalidParameterError
 
 from somgen.metrics import hit_counts, quantization_error, topographic_error, u_matrix
+from somgen.utils._sklearn_compat import InvalidParameterError
 
 
 def test_quantization_error_matches_brute_force():

@@ -13,10 +13,10 @@ from sklearn.datasets import load_digits, load_iris, make_blobs
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils._param_validation import InvalidParameterError
 
 from somgen import SelfOrganizingMap
 from somgen.metrics import quantization_error, topographic_error
+from somgen.utils._sklearn_compat import InvalidParameterError
 
 
 @pytest.fixture(scope="module")
