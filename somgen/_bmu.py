@@ -2,22 +2,39 @@
 
 Squared distances are expanded as ``||x||^2 - 2 x.w + ||w||^2``. The ``||x||^2``
 term does not change which unit is closest, so the search ranks units by
-``||w||^2 - 2 x.w``: one GEMM per chunk of samples against ``-2 W^T`` plus a
-broadcast of the folded norms. Callers pass data and codebook *centred* on the
-same float64 offset, which keeps the expansion accurate in float32.
+``||w||^2 - 2 x.w``. The norms are folded into the matrix product: every chunk
+of samples gets a column of ones and the codebook the row ``||w||^2``, so a
+single GEMM ``[X, 1] @ [-2 W^T; ||w||^2]`` yields the ranking scores, with no
+extra pass over the (chunk, n_units) matrix. Callers pass data and codebook
+*centred* on the same float64 offset, which keeps the expansion accurate in
+float32.
 
 Samples are processed in chunks of a size that depends only on
 ``(n_samples, n_units)``, so memory is O(chunk x n_units) and the partition -- and
 hence every floating-point sum built on it -- is identical whatever ``n_jobs`` is.
 """
 
-import numpy as np
-from joblib import Parallel, delayed
-from threadpoolctl import threadpool_limits
+from concurrent.futures import ThreadPoolExecutor
 
-# Elements of the (chunk, n_units) score matrix held per chunk (~16 MiB in float32).
-_CHUNK_ELEMENTS = 1 << 22
+import numpy as np
+from joblib import effective_n_jobs
+from threadpoolctl import ThreadpoolController
+
+# Elements of the (chunk, n_units) score matrix held per chunk: 16 MiB in float64.
+# Staying below glibc's 32 MiB mmap threshold lets the allocator reuse the block
+# from one chunk to the next instead of faulting fresh pages in every time.
+_CHUNK_ELEMENTS = 1 << 21
 _MIN_CHUNK = 256
+
+_THREADPOOL_CONTROLLER = None
+
+
+def _blas_controller():
+    """A cached ThreadpoolController (building one inspects every loaded library)."""
+    global _THREADPOOL_CONTROLLER
+    if _THREADPOOL_CONTROLLER is None:
+        _THREADPOOL_CONTROLLER = ThreadpoolController()
+    return _THREADPOOL_CONTROLLER
 
 
 def _chunk_slices(n_samples, n_units):
@@ -27,23 +44,29 @@ def _chunk_slices(n_samples, n_units):
 
 
 def _prepare_codebook(codebook, dtype):
-    """Return ``(-2 W^T, ||w||^2)`` in ``dtype`` for the ranking GEMM."""
+    """The ranking matrix ``[-2 W^T; ||w||^2]``, shape (n_features + 1, n_units).
+
+    Computed in float64 from the (centred) codebook and cast once to ``dtype``.
+    """
     codebook = np.asarray(codebook, dtype=np.float64)
-    neg2_t = np.ascontiguousarray((-2.0 * codebook).T, dtype=dtype)
-    sq_norms = np.einsum("ij,ij->i", codebook, codebook).astype(dtype)
-    return neg2_t, sq_norms
+    ranking = np.empty((codebook.shape[1] + 1, codebook.shape[0]), dtype=dtype)
+    ranking[:-1] = -2.0 * codebook.T
+    ranking[-1] = np.einsum("ij,ij->i", codebook, codebook)
+    return ranking
 
 
-def _rank_scores(X_chunk, neg2_t, sq_norms):
-    """``||w||^2 - 2 x.w`` for a chunk, shape (chunk, n_units)."""
-    scores = X_chunk @ neg2_t
-    scores += sq_norms
-    return scores
+def _rank_scores(X_chunk, ranking):
+    """``||w||^2 - 2 x.w`` for a chunk, shape (chunk, n_units), in one GEMM."""
+    n, d = X_chunk.shape
+    augmented = np.empty((n, d + 1), dtype=ranking.dtype)
+    augmented[:, :d] = X_chunk
+    augmented[:, d] = 1.0
+    return augmented @ ranking
 
 
-def _bmu_chunk(X_chunk, neg2_t, sq_norms, second=False):
+def _bmu_chunk(X_chunk, ranking, second=False):
     """Best (and optionally second-best) unit of each sample in a chunk."""
-    scores = _rank_scores(X_chunk, neg2_t, sq_norms)
+    scores = _rank_scores(X_chunk, ranking)
     best = np.argmin(scores, axis=1)
     if not second:
         return best, None
@@ -56,16 +79,17 @@ def _bmu_chunk(X_chunk, neg2_t, sq_norms, second=False):
 def _map_chunks(func, X, n_units, n_jobs):
     """Apply ``func(X_chunk)`` over the fixed chunk grid, results in chunk order.
 
-    BLAS is pinned to one thread per worker so ``n_jobs`` threads do not
-    oversubscribe the cores; GEMM releases the GIL, so threads scale.
+    With several workers, BLAS is pinned to one thread so that ``n_jobs``
+    threads do not oversubscribe the cores; GEMM releases the GIL, so threads
+    scale. A plain thread pool keeps the per-call overhead far below joblib's.
     """
     slices = _chunk_slices(X.shape[0], n_units)
-    if n_jobs is None or n_jobs == 1 or len(slices) == 1:
+    n_workers = min(effective_n_jobs(n_jobs), len(slices))
+    if n_workers <= 1:
         return [func(X[s]) for s in slices]
-    with threadpool_limits(limits=1, user_api="blas"):
-        return Parallel(n_jobs=n_jobs, prefer="threads")(
-            delayed(func)(X[s]) for s in slices
-        )
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            return list(pool.map(func, (X[s] for s in slices)))
 
 
 def _best_matching_units(X, codebook, *, second=False, n_jobs=None):
@@ -87,10 +111,10 @@ def _best_matching_units(X, codebook, *, second=False, n_jobs=None):
     best : ndarray of shape (n_samples,), int64
     second_best : ndarray of shape (n_samples,), int64, or None
     """
-    neg2_t, sq_norms = _prepare_codebook(codebook, X.dtype)
+    ranking = _prepare_codebook(codebook, X.dtype)
 
     def work(chunk):
-        return _bmu_chunk(chunk, neg2_t, sq_norms, second=second)
+        return _bmu_chunk(chunk, ranking, second=second)
 
     parts = _map_chunks(work, X, codebook.shape[0], n_jobs)
     best = np.concatenate([p[0] for p in parts]).astype(np.int64, copy=False)

@@ -25,14 +25,23 @@ from somgen._schedules import DECAYS, _decay
 from somgen._topology import (
     _HEX_DY,
     _are_adjacent,
+    _grid_sq_distances,
     _pairwise_grid_sq_distances,
     _unit_coordinates,
 )
-from somgen._training import _batch_statistics, _online_update, _smooth_statistics
+from somgen._training import (
+    _batch_statistics,
+    _online_update,
+    _smooth_statistics,
+    _sum_sq_norms,
+)
 from somgen.utils._sklearn_compat import Interval, StrOptions, _fit_context
 from somgen.utils._validation import _restore_on_failure
 
 _FLOAT_DTYPES = [np.float64, np.float32]
+# Maps up to this many units keep their (n_units, n_units) grid distances over
+# the epochs of a batch fit (32 MiB); larger maps recompute them by blocks.
+_CACHED_GRID_MAX_UNITS = 2048
 
 
 class SelfOrganizingMap(
@@ -351,8 +360,10 @@ class SelfOrganizingMap(
             )
 
     # ----------------------------------------------------------------- training
-    def _batch_epoch(self, Xc, codebook, sigma):
-        sums, counts, sq_error = _batch_statistics(Xc, codebook, self.n_jobs)
+    def _batch_epoch(self, Xc, codebook, sigma, sum_sq_norms=None, grid_sq=None):
+        sums, counts, sq_error = _batch_statistics(
+            Xc, codebook, self.n_jobs, sum_sq_norms=sum_sq_norms
+        )
         new = _smooth_statistics(
             sums,
             counts,
@@ -361,6 +372,7 @@ class SelfOrganizingMap(
             self._grid,
             sigma,
             self.neighborhood,
+            grid_sq=grid_sq,
         )
         return self._bound(new), sq_error
 
@@ -390,8 +402,7 @@ class SelfOrganizingMap(
         order = random_state.permutation(Xc.shape[0])
         for b, start in enumerate(range(0, Xc.shape[0], batch)):
             X_batch = Xc[order[start : start + batch]]
-            neg2_t, sq_norms = _prepare_codebook(codebook, Xc.dtype)
-            bmu, _ = _bmu_chunk(X_batch, neg2_t, sq_norms)
+            bmu, _ = _bmu_chunk(X_batch, _prepare_codebook(codebook, Xc.dtype))
             h = self._neighborhood_of(bmu, sigmas[b])
             self._bound(_online_update(codebook, X_batch, bmu, h, rates[b]))
 
@@ -441,9 +452,22 @@ class SelfOrganizingMap(
         codebook = self._initial_codebook(Xc, self.unit_coords_, random_state)
 
         if self.algorithm == "batch":
+            # Constant over epochs: the data's squared norms (for progress
+            # reports) and, on maps small enough, the grid distances.
+            sum_sq_norms = _sum_sq_norms(Xc)
+            n_units = self.n_rows * self.n_cols
+            grid_sq = (
+                _grid_sq_distances(
+                    self.n_rows, self.n_cols, self.topology, self.periodic
+                )
+                if n_units <= _CACHED_GRID_MAX_UNITS
+                else None
+            )
             for epoch in range(self.n_epochs):
                 sigma = _decay(sigma_start, sigma_end, epoch, self.n_epochs, self.decay)
-                codebook, sq_error = self._batch_epoch(Xc, codebook, sigma)
+                codebook, sq_error = self._batch_epoch(
+                    Xc, codebook, sigma, sum_sq_norms, grid_sq
+                )
                 self._log(epoch, self.n_epochs, sigma, sq_error, X.shape[0], tic)
         else:
             # The schedules advance once per mini-batch over the whole run.

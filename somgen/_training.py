@@ -21,7 +21,7 @@ which for ``|B| = 1`` is Kohonen's classic per-sample rule.
 import numpy as np
 from scipy import sparse
 
-from somgen._bmu import _map_chunks, _prepare_codebook
+from somgen._bmu import _chunk_slices, _map_chunks, _prepare_codebook, _rank_scores
 from somgen._neighborhood import _neighborhood_weights
 from somgen._topology import _pairwise_grid_sq_distances
 
@@ -29,25 +29,29 @@ from somgen._topology import _pairwise_grid_sq_distances
 _KERNEL_BLOCK_ELEMENTS = 1 << 22
 
 
-def _chunk_statistics(X_chunk, neg2_t, sq_norms, n_units):
-    """Per-unit sums (float64) and counts of one chunk, and its sum of squared
-    quantization errors (from the ranking scores, for progress reports)."""
-    scores = X_chunk @ neg2_t
-    scores += sq_norms
+def _chunk_statistics(X_chunk, ranking, n_units):
+    """Per-unit sums (float64) and counts of one chunk, and the sum over its
+    samples of the minimum ranking score ``||w||^2 - 2 x.w``."""
+    scores = _rank_scores(X_chunk, ranking)
     bmu = np.argmin(scores, axis=1)
     n = X_chunk.shape[0]
-    sq_err = float(
-        np.einsum("ij,ij->", X_chunk, X_chunk, dtype=np.float64)
-        + scores[np.arange(n), bmu].sum(dtype=np.float64)
-    )
+    min_scores = scores[np.arange(n), bmu].sum(dtype=np.float64)
     # One-hot of the BMUs in CSC form: one entry per column (sample), no sort.
     onehot = sparse.csc_matrix((np.ones(n), bmu, np.arange(n + 1)), shape=(n_units, n))
     sums = onehot @ np.asarray(X_chunk, dtype=np.float64)
     counts = np.bincount(bmu, minlength=n_units).astype(np.float64)
-    return sums, counts, sq_err
+    return sums, counts, float(min_scores)
 
 
-def _batch_statistics(X, codebook, n_jobs=None):
+def _sum_sq_norms(X):
+    """``sum_i ||x_i||^2`` in float64, by chunks."""
+    total = 0.0
+    for s in _chunk_slices(X.shape[0], X.shape[1]):
+        total += float(np.einsum("ij,ij->", X[s], X[s], dtype=np.float64))
+    return total
+
+
+def _batch_statistics(X, codebook, n_jobs=None, *, sum_sq_norms=None):
     """Sufficient statistics of one batch epoch over all chunks.
 
     Parameters
@@ -57,38 +61,47 @@ def _batch_statistics(X, codebook, n_jobs=None):
     codebook : ndarray of shape (n_units, n_features)
         Centred codebook.
     n_jobs : int, default=None
+    sum_sq_norms : float, default=None
+        ``sum_i ||x_i||^2``, constant over epochs: pass it to avoid recomputing
+        it every epoch.
 
     Returns
     -------
     sums : ndarray of shape (n_units, n_features), float64
     counts : ndarray of shape (n_units,), float64
     sq_error : float
-        Sum over samples of the squared distance to the BMU.
+        Sum over samples of the squared distance to the BMU (from the ranking
+        scores, so with the rounding of X's dtype).
     """
     n_units = codebook.shape[0]
-    neg2_t, sq_norms = _prepare_codebook(codebook, X.dtype)
+    ranking = _prepare_codebook(codebook, X.dtype)
 
     def work(chunk):
-        return _chunk_statistics(chunk, neg2_t, sq_norms, n_units)
+        return _chunk_statistics(chunk, ranking, n_units)
 
     parts = _map_chunks(work, X, n_units, n_jobs)
     # Reduce in chunk order: bit-identical for any n_jobs.
     sums = np.zeros((n_units, X.shape[1]))
     counts = np.zeros(n_units)
-    sq_error = 0.0
-    for part_sums, part_counts, part_err in parts:
+    sq_error = _sum_sq_norms(X) if sum_sq_norms is None else sum_sq_norms
+    for part_sums, part_counts, part_min in parts:
         sums += part_sums
         counts += part_counts
-        sq_error += part_err
+        sq_error += part_min
     return sums, counts, sq_error
 
 
-def _neighborhood_blocks(unit_coords, grid, sigma, kind):
+def _neighborhood_blocks(unit_coords, grid, sigma, kind, grid_sq=None):
     """Yield ``(rows, H_block)`` with ``H_block = h(rows, all units)``.
 
     ``grid`` holds the keyword arguments of ``_pairwise_grid_sq_distances``.
-    Memory is bounded by ``_KERNEL_BLOCK_ELEMENTS`` whatever the map size.
+    Memory is bounded by ``_KERNEL_BLOCK_ELEMENTS`` whatever the map size, unless
+    the caller passes the full matrix of squared grid distances ``grid_sq``
+    (cached over epochs for small maps).
     """
+    if grid_sq is not None:
+        yield slice(None), _neighborhood_weights(grid_sq, sigma, kind)
+        return
     n_units = unit_coords.shape[0]
     block = max(1, _KERNEL_BLOCK_ELEMENTS // n_units)
     for start in range(0, n_units, block):
@@ -97,7 +110,9 @@ def _neighborhood_blocks(unit_coords, grid, sigma, kind):
         yield rows, _neighborhood_weights(sq, sigma, kind)
 
 
-def _smooth_statistics(sums, counts, codebook, unit_coords, grid, sigma, kind):
+def _smooth_statistics(
+    sums, counts, codebook, unit_coords, grid, sigma, kind, grid_sq=None
+):
     """New batch-SOM codebook from per-unit statistics.
 
     A unit whose neighbourhood holds no data (zero, or for the Mexican hat a
@@ -108,7 +123,7 @@ def _smooth_statistics(sums, counts, codebook, unit_coords, grid, sigma, kind):
     new_codebook : ndarray of shape (n_units, n_features), float64
     """
     new = np.array(codebook, dtype=np.float64, copy=True)
-    for rows, h in _neighborhood_blocks(unit_coords, grid, sigma, kind):
+    for rows, h in _neighborhood_blocks(unit_coords, grid, sigma, kind, grid_sq):
         num = h @ sums
         den = h @ counts
         ok = den > 1e-12 * max(counts.sum(), 1.0)
