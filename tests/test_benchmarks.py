@@ -28,3 +28,16 @@ def test_bench_generative_quick_meets_digits_targets(tmp_path, capsys):
     assert len(targets) == 4
     assert all(targets.values()), targets
     assert "PASS" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_bench_som_quick_runs_and_codebooks_are_bit_identical(tmp_path):
+    bench = _load("bench_som")
+    out = tmp_path / "som.json"
+    assert bench.main(["--quick", "--output", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert all(row["identical"] for row in results["bit_identity"])
+    ratios = [row["ratio"] for row in results["epoch"]]
+    assert len(ratios) == 8 and all(r > 0 for r in ratios)
+    ours = [row for row in results["peers"]["rows"] if row["library"] == "somgen"]
+    assert ours and all(0 <= row["te"] <= 1 and row["qe"] > 0 for row in ours)
