@@ -49,7 +49,7 @@ except ImportError:  # running from a checkout without installing the package
 
 import somgen._bmu as _bmu_module
 from somgen import SelfOrganizingMap
-from somgen._bmu import _chunk_slices, _prepare_codebook
+from somgen._bmu import _BLOCK_BYTES, _chunk_slices, _prepare_codebook
 from somgen._initialization import _pca_init
 from somgen._neighborhood import _neighborhood_weights
 from somgen._topology import _pairwise_grid_sq_distances, _unit_coordinates
@@ -334,25 +334,33 @@ _STEPS = (
 
 
 def _timed_chunk(t, X_chunk, ranking, n_units):
-    """``_chunk_statistics`` with a timer per step. A function, like the kernel,
-    so that the score matrix is freed before the next chunk allocates its own."""
+    """``_chunk_statistics`` with a timer per step: GEMM and argmin by the same
+    cache-sized row blocks as somgen's kernel (``somgen._bmu._BLOCK_BYTES``)."""
     clock = time.perf_counter
     tic = clock()
     n, d = X_chunk.shape
     augmented = np.empty((n, d + 1), dtype=ranking.dtype)
     augmented[:, :d] = X_chunk
     augmented[:, d] = 1.0
+    size = max(8, _BLOCK_BYTES // (n_units * ranking.dtype.itemsize))
+    buffer = np.empty((min(size, n), n_units), dtype=ranking.dtype)
+    bmu = np.empty(n, dtype=np.intp)
+    err = 0.0
     tac = clock()
     t["augment chunk [X, 1]"] += tac - tic
-    scores = augmented @ ranking
+    for start in range(0, n, size):
+        rows = slice(start, min(start + size, n))
+        scores = buffer[: rows.stop - start]
+        tic = clock()
+        np.matmul(augmented[rows], ranking, out=scores)
+        tac = clock()
+        t["GEMM [X, 1] @ [-2W^T; ||w||^2]"] += tac - tic
+        np.argmin(scores, axis=1, out=bmu[rows])
+        tic = clock()
+        t["argmin"] += tic - tac
+        err += float(scores[np.arange(scores.shape[0]), bmu[rows]].sum(np.float64))
+        t["min scores"] += clock() - tic
     tic = clock()
-    t["GEMM [X, 1] @ [-2W^T; ||w||^2]"] += tic - tac
-    bmu = np.argmin(scores, axis=1)
-    tac = clock()
-    t["argmin"] += tac - tic
-    err = float(scores[np.arange(n), bmu].sum(dtype=np.float64))
-    tic = clock()
-    t["min scores"] += tic - tac
     onehot = sparse.csc_matrix((np.ones(n), bmu, np.arange(n + 1)), shape=(n_units, n))
     sums = onehot @ np.asarray(X_chunk, dtype=np.float64)
     counts = np.bincount(bmu, minlength=n_units).astype(np.float64)

@@ -25,6 +25,9 @@ from threadpoolctl import ThreadpoolController
 # from one chunk to the next instead of faulting fresh pages in every time.
 _CHUNK_ELEMENTS = 1 << 21
 _MIN_CHUNK = 256
+# Within a chunk, scores are computed and reduced by sub-blocks of about 1 MiB so
+# that each block is still in the L2 cache when the argmin reads it back.
+_BLOCK_BYTES = 1 << 20
 
 _THREADPOOL_CONTROLLER = None
 
@@ -55,25 +58,49 @@ def _prepare_codebook(codebook, dtype):
     return ranking
 
 
-def _rank_scores(X_chunk, ranking):
-    """``||w||^2 - 2 x.w`` for a chunk, shape (chunk, n_units), in one GEMM."""
+def _augment(X_chunk, dtype):
+    """``[X_chunk, 1]`` in ``dtype``, the left operand of the ranking GEMM."""
     n, d = X_chunk.shape
-    augmented = np.empty((n, d + 1), dtype=ranking.dtype)
+    augmented = np.empty((n, d + 1), dtype=dtype)
     augmented[:, :d] = X_chunk
     augmented[:, d] = 1.0
-    return augmented @ ranking
+    return augmented
+
+
+def _scored_blocks(X_chunk, ranking):
+    """Yield ``(rows, scores)`` over cache-sized row blocks of a chunk.
+
+    ``scores`` is a reused buffer holding the ranking scores of ``rows``; it is
+    overwritten by the next block. The block grid depends only on the chunk's
+    shape and dtype, so results stay independent of ``n_jobs``.
+    """
+    n = X_chunk.shape[0]
+    n_units = ranking.shape[1]
+    size = max(8, _BLOCK_BYTES // (n_units * ranking.dtype.itemsize))
+    augmented = _augment(X_chunk, ranking.dtype)
+    buffer = np.empty((min(size, n), n_units), dtype=ranking.dtype)
+    for start in range(0, n, size):
+        rows = slice(start, min(start + size, n))
+        scores = buffer[: rows.stop - start]
+        np.matmul(augmented[rows], ranking, out=scores)
+        yield rows, scores
 
 
 def _bmu_chunk(X_chunk, ranking, second=False):
     """Best (and optionally second-best) unit of each sample in a chunk."""
-    scores = _rank_scores(X_chunk, ranking)
-    best = np.argmin(scores, axis=1)
-    if not second:
-        return best, None
-    if scores.shape[1] == 1:
-        return best, best.copy()
-    scores[np.arange(scores.shape[0]), best] = np.inf
-    return best, np.argmin(scores, axis=1)
+    n = X_chunk.shape[0]
+    best = np.empty(n, dtype=np.intp)
+    second_best = np.empty(n, dtype=np.intp) if second else None
+    for rows, scores in _scored_blocks(X_chunk, ranking):
+        np.argmin(scores, axis=1, out=best[rows])
+        if not second:
+            continue
+        if scores.shape[1] == 1:
+            second_best[rows] = best[rows]
+            continue
+        scores[np.arange(scores.shape[0]), best[rows]] = np.inf
+        np.argmin(scores, axis=1, out=second_best[rows])
+    return best, second_best
 
 
 def _map_chunks(func, X, n_units, n_jobs):

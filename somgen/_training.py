@@ -21,7 +21,7 @@ which for ``|B| = 1`` is Kohonen's classic per-sample rule.
 import numpy as np
 from scipy import sparse
 
-from somgen._bmu import _chunk_slices, _map_chunks, _prepare_codebook, _rank_scores
+from somgen._bmu import _chunk_slices, _map_chunks, _prepare_codebook, _scored_blocks
 from somgen._neighborhood import _neighborhood_weights
 from somgen._topology import _pairwise_grid_sq_distances
 
@@ -32,15 +32,18 @@ _KERNEL_BLOCK_ELEMENTS = 1 << 22
 def _chunk_statistics(X_chunk, ranking, n_units):
     """Per-unit sums (float64) and counts of one chunk, and the sum over its
     samples of the minimum ranking score ``||w||^2 - 2 x.w``."""
-    scores = _rank_scores(X_chunk, ranking)
-    bmu = np.argmin(scores, axis=1)
     n = X_chunk.shape[0]
-    min_scores = scores[np.arange(n), bmu].sum(dtype=np.float64)
+    bmu = np.empty(n, dtype=np.intp)
+    min_scores = 0.0
+    for rows, scores in _scored_blocks(X_chunk, ranking):
+        np.argmin(scores, axis=1, out=bmu[rows])
+        picked = scores[np.arange(scores.shape[0]), bmu[rows]]
+        min_scores += float(picked.sum(dtype=np.float64))
     # One-hot of the BMUs in CSC form: one entry per column (sample), no sort.
     onehot = sparse.csc_matrix((np.ones(n), bmu, np.arange(n + 1)), shape=(n_units, n))
     sums = onehot @ np.asarray(X_chunk, dtype=np.float64)
     counts = np.bincount(bmu, minlength=n_units).astype(np.float64)
-    return sums, counts, float(min_scores)
+    return sums, counts, min_scores
 
 
 def _sum_sq_norms(X):
