@@ -358,7 +358,8 @@ def _timed_chunk(t, X_chunk, ranking, n_units):
         np.argmin(scores, axis=1, out=bmu[rows])
         tic = clock()
         t["argmin"] += tic - tac
-        err += float(scores[np.arange(scores.shape[0]), bmu[rows]].sum(np.float64))
+        picked = scores[np.arange(scores.shape[0]), bmu[rows]]
+        err += float(picked.sum(dtype=np.float64))
         t["min scores"] += clock() - tic
     tic = clock()
     onehot = sparse.csc_matrix((np.ones(n), bmu, np.arange(n + 1)), shape=(n_units, n))
