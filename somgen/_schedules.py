@@ -34,6 +34,8 @@ def _decay(start, end, step, n_steps, kind):
     -------
     value : float or ndarray of float
     """
+    if kind not in DECAYS:
+        raise ValueError(f"Unknown decay {kind!r}; expected one of {DECAYS}.")
     last = max(int(n_steps) - 1, 0)
     if last == 0:
         return np.full(np.shape(step), float(end))[()]
@@ -43,7 +45,6 @@ def _decay(start, end, step, n_steps, kind):
         return (start + (end - start) * p)[()]
     if kind == "exponential":
         return (start * (end / start) ** p)[()]
-    if kind == "inverse":
-        a = (start / end - 1.0) / last
-        return (start / (1.0 + a * t))[()]
-    raise ValueError(f"Unknown decay {kind!r}; expected one of {DECAYS}.")
+    # inverse
+    a = (start / end - 1.0) / last
+    return (start / (1.0 + a * t))[()]

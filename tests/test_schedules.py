@@ -113,6 +113,8 @@ def test_decay_hand_computed_midpoints():
 
 
 @pytest.mark.parametrize("kind", ["Linear", "cosine", ""])
-def test_decay_unknown_kind_raises(kind):
+@pytest.mark.parametrize("n_steps", [10, 1])
+def test_decay_unknown_kind_raises(kind, n_steps):
+    # Also on a one-step horizon, where every kind returns ``end``.
     with pytest.raises(ValueError, match="Unknown decay"):
-        _decay(1.0, 0.1, 0, 10, kind)
+        _decay(1.0, 0.1, 0, n_steps, kind)
