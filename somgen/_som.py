@@ -325,7 +325,7 @@ class SelfOrganizingMap(
         return sigma_start, sigma_end
 
     def _centre(self, X):
-        """``X - offset_`` computed in float64 by chunks, returned in X's dtype."""
+        """``X - _offset`` computed in float64 by chunks, returned in X's dtype."""
         Xc = np.empty(X.shape, dtype=X.dtype)
         for s in _chunk_slices(X.shape[0], X.shape[1]):
             Xc[s] = X[s] - self._offset
@@ -409,10 +409,11 @@ class SelfOrganizingMap(
     def _finalise(self, X, Xc, codebook):
         """Store the codebook in the data's dtype and the quality measures."""
         self.codebook_ = (codebook + self._offset).astype(X.dtype)
+        centred = self._centred_codebook()  # exactly what predict will use
         best, second = _best_matching_units(
-            Xc, self._centred_codebook(), second=True, n_jobs=self.n_jobs
+            Xc, centred, second=True, n_jobs=self.n_jobs
         )
-        sq = _sq_distances_to_units(Xc, self._centred_codebook(), best)
+        sq = _sq_distances_to_units(Xc, centred, best)
         self.quantization_error_ = float(np.mean(np.sqrt(sq)))
         adjacent = _are_adjacent(best, second, **self._grid)
         if self.n_rows * self.n_cols == 1:
