@@ -1,4 +1,4 @@
-"""Sphinx configuration (``pip install ".[docs]"`` then ``sphinx-build docs docs/_build``)."""
+"""Sphinx configuration: `pip install ".[docs]"`, then `sphinx-build docs out`."""
 
 project = "somgen"
 author = "somgen developers"
