@@ -49,7 +49,12 @@ except ImportError:  # running from a checkout without installing the package
 
 import somgen._bmu as _bmu_module
 from somgen import SelfOrganizingMap
-from somgen._bmu import _BLOCK_BYTES, _chunk_slices, _prepare_codebook
+from somgen._bmu import (
+    _BLOCK_BYTES,
+    _blas_pinned,
+    _chunk_slices,
+    _prepare_codebook,
+)
 from somgen._initialization import _pca_init
 from somgen._neighborhood import _neighborhood_weights
 from somgen._topology import _pairwise_grid_sq_distances, _unit_coordinates
@@ -215,10 +220,19 @@ class _Case:
 
     def epoch(self, n_jobs):
         def run():
-            sums, counts, _ = _batch_statistics(self.Xc, self.codebook, n_jobs)
-            _smooth_statistics(
-                sums, counts, self.codebook, self.coords, self.grid, self.sigma, _KIND
-            )
+            # As in SelfOrganizingMap.fit: BLAS held on one thread for the whole
+            # epoch when n_jobs > 1, smoothing included.
+            with _blas_pinned(n_jobs):
+                sums, counts, _ = _batch_statistics(self.Xc, self.codebook, n_jobs)
+                _smooth_statistics(
+                    sums,
+                    counts,
+                    self.codebook,
+                    self.coords,
+                    self.grid,
+                    self.sigma,
+                    _KIND,
+                )
 
         return run
 

@@ -14,6 +14,7 @@ Samples are processed in chunks of a size that depends only on
 hence every floating-point sum built on it -- is identical whatever ``n_jobs`` is.
 """
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -38,6 +39,18 @@ def _blas_controller():
     if _THREADPOOL_CONTROLLER is None:
         _THREADPOOL_CONTROLLER = ThreadpoolController()
     return _THREADPOOL_CONTROLLER
+
+
+def _blas_pinned(n_jobs):
+    """Context pinning BLAS to one thread when ``n_jobs`` workers will run.
+
+    Held for a whole fit, not only around the chunk pool: after a multi-threaded
+    BLAS call (such as the neighbourhood smoothing) OpenBLAS leaves its workers
+    spinning, and they steal the cores from the next epoch's chunk threads.
+    """
+    if effective_n_jobs(n_jobs) > 1:
+        return _blas_controller().limit(limits=1, user_api="blas")
+    return contextlib.nullcontext()
 
 
 def _chunk_slices(n_samples, n_units):

@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from somgen._bmu import (
     _best_matching_units,
+    _blas_pinned,
     _bmu_chunk,
     _chunk_slices,
     _prepare_codebook,
@@ -437,7 +438,7 @@ class SelfOrganizingMap(
         self : object
             Fitted estimator.
         """
-        with _restore_on_failure(self):
+        with _restore_on_failure(self), _blas_pinned(self.n_jobs):
             return self._fit(X)
 
     def _fit(self, X):
@@ -522,7 +523,7 @@ class SelfOrganizingMap(
         self : object
             Updated estimator.
         """
-        with _restore_on_failure(self):
+        with _restore_on_failure(self), _blas_pinned(self.n_jobs):
             return self._partial_fit(X)
 
     def _partial_fit(self, X):
