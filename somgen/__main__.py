@@ -2,10 +2,13 @@
 
 Prints the map's quality (quantization and topographic error), the fit time and
 how pure the units are with respect to the digit labels (which the map never
-sees), and writes ``somgen_digits_umatrix.png`` when matplotlib is installed.
+sees), and writes the map's U-matrix to ``--output`` when matplotlib is
+installed. Exits with status 1 when the image cannot be written, 2 on invalid
+arguments.
 """
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -15,14 +18,37 @@ from sklearn.preprocessing import StandardScaler
 from somgen import SelfOrganizingMap
 
 
+def _positive_int(text):
+    """Argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def main(argv=None):
+    """Run the demo.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        Command-line arguments; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    status : int
+        0 on success, 1 when the U-matrix image cannot be written.
+    """
     parser = argparse.ArgumentParser(prog="python -m somgen", description=__doc__)
-    parser.add_argument("--rows", type=int, default=12)
-    parser.add_argument("--cols", type=int, default=16)
+    parser.add_argument("--rows", type=_positive_int, default=12)
+    parser.add_argument("--cols", type=_positive_int, default=16)
     parser.add_argument(
         "--topology", default="hexagonal", choices=["rectangular", "hexagonal"]
     )
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=_positive_int, default=20)
     parser.add_argument(
         "--output",
         default="somgen_digits_umatrix.png",
@@ -60,17 +86,26 @@ def main(argv=None):
 
     if args.output:
         try:
-            import matplotlib
-
-            matplotlib.use("Agg")
+            from matplotlib.figure import Figure
         except ImportError:
             print('matplotlib not installed: no plot (pip install "somgen[plot]")')
             return 0
         from somgen.plotting import UMatrixDisplay
 
-        disp = UMatrixDisplay.from_estimator(som)
-        disp.ax_.set_title("U-matrix of the digits map")
-        disp.figure_.savefig(args.output, dpi=120, bbox_inches="tight")
+        # A standalone Figure: no pyplot, no backend switch, nothing left open.
+        fig = Figure()
+        ax = fig.add_subplot()
+        UMatrixDisplay.from_estimator(som, ax=ax)
+        ax.set_title("U-matrix of the digits map")
+        try:
+            fig.savefig(args.output, dpi=120, bbox_inches="tight")
+        except OSError as exc:
+            print(
+                f"could not write the U-matrix to {args.output!r}: "
+                f"{exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return 1
         print(f"U-matrix written to  {args.output}")
     return 0
 

@@ -6,6 +6,8 @@ import pytest
 
 from somgen.__main__ import main
 
+SMALL = ["--rows", "4", "--cols", "5", "--epochs", "2"]
+
 
 def test_demo_prints_quality_and_writes_umatrix(tmp_path, capsys):
     pytest.importorskip("matplotlib", reason="matplotlib is a test extra")
@@ -22,3 +24,47 @@ def test_demo_prints_quality_and_writes_umatrix(tmp_path, capsys):
     assert 0 <= te <= 0.2
     assert purity > 0.7
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_reports_unwritable_output(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="matplotlib is a test extra")
+    out_png = tmp_path / "missing" / "umatrix.png"
+    assert main([*SMALL, "--output", str(out_png)]) == 1
+    captured = capsys.readouterr()
+    assert "quantization error:" in captured.out  # results still printed
+    assert "written to" not in captured.out
+    assert f"could not write the U-matrix to {str(out_png)!r}" in captured.err
+    assert "Traceback" not in captured.err
+    assert not out_png.exists()
+
+
+@pytest.mark.parametrize("option", ["--rows", "--cols", "--epochs"])
+@pytest.mark.parametrize("value", ["0", "-3", "2.5", "two"])
+def test_demo_rejects_non_positive_integer_sizes(option, value, capsys):
+    with pytest.raises(SystemExit) as exc_info:
+        main([option, value, "--output", ""])
+    assert exc_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: expected a positive integer, got {value!r}" in err
+    assert err.startswith("usage:")
+
+
+def test_demo_leaves_matplotlib_state_alone(tmp_path, capsys):
+    matplotlib = pytest.importorskip("matplotlib", reason="matplotlib is a test extra")
+    plt = pytest.importorskip("matplotlib.pyplot")
+    # Run under a backend other than Agg, so that switching to it would show.
+    original = matplotlib.get_backend()
+    plt.switch_backend("svg")
+    try:
+        backend = matplotlib.get_backend()
+        fignums = plt.get_fignums()
+        rc = dict(matplotlib.rcParams)
+        out_png = tmp_path / "umatrix.png"
+        assert main([*SMALL, "--output", str(out_png)]) == 0
+        assert matplotlib.get_backend() == backend
+        assert plt.get_fignums() == fignums
+        assert dict(matplotlib.rcParams) == rc
+        assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        plt.switch_backend(original)
+    assert "U-matrix written to" in capsys.readouterr().out
