@@ -1,6 +1,7 @@
 """The self-organizing map estimator."""
 
 import time
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -14,13 +15,15 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from somgen._bmu import (
     _best_matching_units,
-    _blas_pinned,
-    _bmu_chunk,
-    _chunk_slices,
-    _prepare_codebook,
-    _sq_distances_to_units,
+    _column_ranges,
+    _frame_from_data,
+    _Frame,
+    _internal_search,
+    _search_chunk,
+    _to_frame,
 )
 from somgen._initialization import _pca_init, _random_init, _sample_init
+from somgen._parallel import _effective_n_threads, _single_threaded_blas
 from somgen._neighborhood import NEIGHBORHOODS, _neighborhood_weights
 from somgen._schedules import DECAYS, _decay
 from somgen._topology import (
@@ -34,7 +37,6 @@ from somgen._training import (
     _batch_statistics,
     _online_update,
     _smooth_statistics,
-    _sum_sq_norms,
 )
 from somgen.utils._sklearn_compat import Interval, StrOptions, _fit_context
 from somgen.utils._validation import _restore_on_failure
@@ -227,7 +229,11 @@ class SelfOrganizingMap(
         "algorithm": [StrOptions({"batch", "online"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "init": [StrOptions({"pca", "random", "sample"}), "array-like"],
-        "n_jobs": [Integral, None],
+        "n_jobs": [
+            Interval(Integral, None, -1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -325,25 +331,41 @@ class SelfOrganizingMap(
                 )
         return sigma_start, sigma_end
 
-    def _centre(self, X):
-        """``X - _offset`` computed in float64 by chunks, returned in X's dtype."""
-        Xc = np.empty(X.shape, dtype=X.dtype)
-        for s in _chunk_slices(X.shape[0], X.shape[1]):
-            Xc[s] = X[s] - self._offset
-        return Xc
+    @property
+    def _frame(self):
+        return _Frame(self._offset, self._scale)
 
-    def _centred_codebook(self):
-        return self.codebook_.astype(np.float64) - self._offset
+    def _internal_codebook(self):
+        """``codebook_`` in the internal frame, float64."""
+        return self.codebook_.astype(np.float64) * self._scale - self._offset
 
-    def _initial_codebook(self, Xc, coords, random_state):
+    def _check_grid_unchanged(self):
+        """A fitted map cannot change its grid: ``partial_fit`` would train a
+        codebook laid out for another grid."""
+        fitted = getattr(self, "_fitted_grid", None)
+        if fitted is not None and fitted != self._grid:
+            changed = ", ".join(
+                f"{key}={fitted[key]!r} -> {self._grid[key]!r}"
+                for key in fitted
+                if fitted[key] != self._grid[key]
+            )
+            raise ValueError(
+                f"The grid of this fitted map changed ({changed}) since it was "
+                "fitted; partial_fit cannot continue on another grid. Call fit "
+                "to train a new map, or restore the parameters."
+            )
+
+    def _initial_codebook(self, X, coords, random_state):
         n_units = self.n_rows * self.n_cols
+        frame = self._frame
         if not isinstance(self.init, str):
-            return check_array(self.init, dtype=np.float64) - self._offset
+            init = check_array(self.init, dtype=np.float64)
+            return _to_frame(init, frame, np.empty(init.shape))
         if self.init == "pca":
-            return _pca_init(Xc, coords, random_state)
+            return _pca_init(X, coords, random_state, frame=frame)
         if self.init == "random":
-            return _random_init(Xc, n_units, random_state)
-        return _sample_init(Xc, n_units, random_state)
+            return _random_init(X, n_units, random_state, box=self._box)
+        return _sample_init(X, n_units, random_state, frame=frame)
 
     def _neighborhood_of(self, units, sigma):
         """Neighbourhood weights of ``units`` against all units, (len, n_units)."""
@@ -353,7 +375,7 @@ class SelfOrganizingMap(
 
     def _log(self, epoch, n_epochs, sigma, sq_error, n_samples, tic):
         if self.verbose:
-            rms = np.sqrt(max(sq_error, 0.0) / n_samples)
+            rms = np.sqrt(max(sq_error, 0.0) / n_samples) / self._scale
             print(
                 f"[SelfOrganizingMap] epoch {epoch + 1}/{n_epochs}  "
                 f"sigma={sigma:.3f}  rms_qe={rms:.5g}  "
@@ -361,9 +383,9 @@ class SelfOrganizingMap(
             )
 
     # ----------------------------------------------------------------- training
-    def _batch_epoch(self, Xc, codebook, sigma, sum_sq_norms=None, grid_sq=None):
+    def _batch_epoch(self, X, codebook, sigma, grid_sq=None):
         sums, counts, sq_error = _batch_statistics(
-            Xc, codebook, self.n_jobs, sum_sq_norms=sum_sq_norms
+            X, self._frame, codebook, self._n_threads
         )
         new = _smooth_statistics(
             sums,
@@ -377,9 +399,9 @@ class SelfOrganizingMap(
         )
         return self._bound(new), sq_error
 
-    def _update_box(self, Xc, reset):
-        """Track the bounding box of the (centred) training data seen so far."""
-        low, high = Xc.min(axis=0), Xc.max(axis=0)
+    def _update_box(self, low, high, reset):
+        """Track the bounding box of the training data seen so far (in the
+        internal frame)."""
         if not reset:
             low = np.minimum(low, self._box[0])
             high = np.maximum(high, self._box[1])
@@ -396,26 +418,39 @@ class SelfOrganizingMap(
             np.clip(codebook, self._box[0], self._box[1], out=codebook)
         return codebook
 
-    def _online_pass(self, Xc, codebook, random_state, sigmas, rates):
-        """One shuffled pass of mini-batch updates over ``Xc`` (in place on the
-        float64 ``codebook``); batch ``b`` uses ``sigmas[b]`` and ``rates[b]``."""
-        batch = min(self.batch_size, Xc.shape[0])
-        order = random_state.permutation(Xc.shape[0])
-        for b, start in enumerate(range(0, Xc.shape[0], batch)):
-            X_batch = Xc[order[start : start + batch]]
-            bmu, _ = _bmu_chunk(X_batch, _prepare_codebook(codebook, Xc.dtype))
+    def _online_pass(self, X, codebook, random_state, sigmas, rates):
+        """One shuffled pass of mini-batch updates over ``X`` (in place on the
+        float64 internal ``codebook``); batch ``b`` uses ``sigmas[b]`` and
+        ``rates[b]``."""
+        frame = self._frame
+        batch = min(self.batch_size, X.shape[0])
+        order = random_state.permutation(X.shape[0])
+        for b, start in enumerate(range(0, X.shape[0], batch)):
+            X_batch = X[order[start : start + batch]]
+            search = _internal_search(codebook, frame, X.dtype)
+            bmu = _search_chunk(X_batch, search, frame)[0]
             h = self._neighborhood_of(bmu, sigmas[b])
-            self._bound(_online_update(codebook, X_batch, bmu, h, rates[b]))
+            X_internal = search.reference_rows(X_batch)
+            self._bound(_online_update(codebook, X_internal, bmu, h, rates[b]))
 
-    def _finalise(self, X, Xc, codebook):
-        """Store the codebook in the data's dtype and the quality measures."""
-        self.codebook_ = (codebook + self._offset).astype(X.dtype)
-        centred = self._centred_codebook()  # exactly what predict will use
-        best, second = _best_matching_units(
-            Xc, centred, second=True, n_jobs=self.n_jobs
+    def _finalise(self, X, codebook):
+        """Store the codebook in the data's dtype and the quality measures.
+
+        One fused pass finds the exact best and second-best units and the
+        distance to the best, against the stored ``codebook_`` (exactly what
+        ``predict`` and ``score`` use).
+        """
+        self.codebook_ = ((codebook + self._offset) / self._scale).astype(X.dtype)
+        self._fitted_grid = self._grid
+        best, second, dist = _best_matching_units(
+            X,
+            self.codebook_,
+            second=True,
+            n_jobs=self._n_threads,
+            frame=self._frame,
+            distances=True,
         )
-        sq = _sq_distances_to_units(Xc, centred, best)
-        self.quantization_error_ = float(np.mean(np.sqrt(sq)))
+        self.quantization_error_ = float(np.mean(dist))
         adjacent = _are_adjacent(best, second, **self._grid)
         if self.n_rows * self.n_cols == 1:
             adjacent[:] = True  # nothing to fold on a one-unit map
@@ -438,26 +473,39 @@ class SelfOrganizingMap(
         self : object
             Fitted estimator.
         """
-        with _restore_on_failure(self), _blas_pinned(self.n_jobs):
-            return self._fit(X)
+        with _restore_on_failure(self):
+            # Resolved before BLAS is pinned: the default reads its limit.
+            self._n_threads = _effective_n_threads(self.n_jobs)
+            with _single_threaded_blas():
+                return self._fit(X)
+
+    def _start(self, X, random_state):
+        """Internal frame, data box, grid and initial codebook of a new map."""
+        self.unit_coords_ = _unit_coordinates(self.n_rows, self.n_cols, self.topology)
+        frame, low, high = _frame_from_data(X)
+        self._offset, self._scale = frame.offset, frame.scale
+        self._update_box(low, high, reset=True)
+        return self._initial_codebook(X, self.unit_coords_, random_state)
 
     def _fit(self, X):
         X = validate_data(self, X, dtype=_FLOAT_DTYPES)
         sigma_start, sigma_end = self._check_params_vs_input(X.shape[1])
         random_state = check_random_state(self.random_state)
         tic = time.perf_counter()
-
-        self.unit_coords_ = _unit_coordinates(self.n_rows, self.n_cols, self.topology)
-        self._offset = X.mean(axis=0, dtype=np.float64)
-        Xc = self._centre(X)
-        self._update_box(Xc, reset=True)
-        codebook = self._initial_codebook(Xc, self.unit_coords_, random_state)
+        n_units = self.n_rows * self.n_cols
+        if n_units > X.shape[0]:
+            warnings.warn(
+                f"The map has more units ({n_units}) than training samples "
+                f"({X.shape[0]}): many units will hold no data and the map will "
+                "interpolate between few samples. Use a smaller grid "
+                "(n_rows, n_cols).",
+                UserWarning,
+                stacklevel=4,
+            )
+        codebook = self._start(X, random_state)
 
         if self.algorithm == "batch":
-            # Constant over epochs: the data's squared norms (for progress
-            # reports) and, on maps small enough, the grid distances.
-            sum_sq_norms = _sum_sq_norms(Xc)
-            n_units = self.n_rows * self.n_cols
+            # On maps small enough, the grid distances are kept over epochs.
             grid_sq = (
                 _grid_sq_distances(
                     self.n_rows, self.n_cols, self.topology, self.periodic
@@ -467,9 +515,7 @@ class SelfOrganizingMap(
             )
             for epoch in range(self.n_epochs):
                 sigma = _decay(sigma_start, sigma_end, epoch, self.n_epochs, self.decay)
-                codebook, sq_error = self._batch_epoch(
-                    Xc, codebook, sigma, sum_sq_norms, grid_sq
-                )
+                codebook, sq_error = self._batch_epoch(X, codebook, sigma, grid_sq)
                 self._log(epoch, self.n_epochs, sigma, sq_error, X.shape[0], tic)
         else:
             # The schedules advance once per mini-batch over the whole run.
@@ -486,10 +532,18 @@ class SelfOrganizingMap(
             )
             for epoch in range(self.n_epochs):
                 run = slice(epoch * n_batches, (epoch + 1) * n_batches)
-                self._online_pass(Xc, codebook, random_state, sigmas[run], rates[run])
-                self._log(epoch, self.n_epochs, sigmas[run][-1], np.nan, 1, tic)
+                self._online_pass(X, codebook, random_state, sigmas[run], rates[run])
+                if self.verbose:
+                    self._log(
+                        epoch,
+                        self.n_epochs,
+                        sigmas[run][-1],
+                        self._sq_error(X, codebook),
+                        X.shape[0],
+                        tic,
+                    )
 
-        self._finalise(X, Xc, codebook)
+        self._finalise(X, codebook)
         self.n_iter_ = self.n_epochs
         return self
 
@@ -523,27 +577,31 @@ class SelfOrganizingMap(
         self : object
             Updated estimator.
         """
-        with _restore_on_failure(self), _blas_pinned(self.n_jobs):
-            return self._partial_fit(X)
+        with _restore_on_failure(self):
+            # Resolved before BLAS is pinned: the default reads its limit.
+            self._n_threads = _effective_n_threads(self.n_jobs)
+            with _single_threaded_blas():
+                return self._partial_fit(X)
 
     def _partial_fit(self, X):
         first = not hasattr(self, "codebook_")
+        if not first:
+            self._check_grid_unchanged()
         X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=first)
         sigma_start, sigma_end = self._check_params_vs_input(X.shape[1])
         random_state = check_random_state(self.random_state)
         if first:
-            self.unit_coords_ = _unit_coordinates(
-                self.n_rows, self.n_cols, self.topology
-            )
-            self._offset = X.mean(axis=0, dtype=np.float64)
             self.n_iter_ = 0
-            Xc = self._centre(X)
-            self._update_box(Xc, reset=True)
-            codebook = self._initial_codebook(Xc, self.unit_coords_, random_state)
+            codebook = self._start(X, random_state)
         else:
-            Xc = self._centre(X)
-            self._update_box(Xc, reset=False)
-            codebook = self._centred_codebook()
+            low, high = _column_ranges(X)
+            frame = self._frame
+            self._update_box(
+                low * frame.scale - frame.offset,
+                high * frame.scale - frame.offset,
+                reset=False,
+            )
+            codebook = self._internal_codebook()
         step = self.n_iter_
         sigma = _decay(sigma_start, sigma_end, step, self.n_epochs, self.decay)
         lr = _decay(
@@ -554,32 +612,42 @@ class SelfOrganizingMap(
             self.decay,
         )
         if self.algorithm == "batch":
-            target, _ = self._batch_epoch(Xc, codebook, sigma)
+            target, _ = self._batch_epoch(X, codebook, sigma)
             codebook += lr * (target - codebook)
         else:
             # Width and rate stay constant within one call.
             n_batches = -(-X.shape[0] // min(self.batch_size, X.shape[0]))
             self._online_pass(
-                Xc,
+                X,
                 codebook,
                 random_state,
                 np.full(n_batches, sigma),
                 np.full(n_batches, lr),
             )
-        self._finalise(X, Xc, codebook)
+        self._finalise(X, codebook)
         self.n_iter_ = step + 1
         return self
 
     # ---------------------------------------------------------------- inference
-    def _bmus(self, X, second=False):
-        """Validated BMU search on new data: returns (X, Xc, best, second)."""
+    def _sq_error(self, X, codebook):
+        """Sum of squared distances to the BMUs in the internal frame (for
+        progress reports of the online algorithm)."""
+        return _batch_statistics(X, self._frame, codebook, self._n_threads)[2]
+
+    def _bmus(self, X, distances=False):
+        """Validated exact BMU search on new data: returns (X, best, distances)."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
-        Xc = self._centre(X)
-        best, second_best = _best_matching_units(
-            Xc, self._centred_codebook(), second=second, n_jobs=self.n_jobs
-        )
-        return X, Xc, best, second_best
+        n_threads = _effective_n_threads(self.n_jobs)
+        with _single_threaded_blas():
+            result = _best_matching_units(
+                X,
+                self.codebook_,
+                n_jobs=n_threads,
+                frame=self._frame,
+                distances=distances,
+            )
+        return X, result[0], (result[2] if distances else None)
 
     def predict(self, X):
         """Index of the best-matching unit of each sample.
@@ -594,7 +662,7 @@ class SelfOrganizingMap(
         units : ndarray of shape (n_samples,)
             Row-major unit index ``row * n_cols + col``.
         """
-        return self._bmus(X)[2]
+        return self._bmus(X)[1]
 
     def fit_predict(self, X, y=None):
         """Fit the map and return the best-matching unit of every sample.
@@ -628,7 +696,7 @@ class SelfOrganizingMap(
             Position ``(x, y)`` of the BMU on the grid (see ``unit_coords_``), in
             the dtype of ``X``.
         """
-        X, _, best, _ = self._bmus(X)
+        X, best, _ = self._bmus(X)
         return self.unit_coords_[best].astype(X.dtype)
 
     def inverse_transform(self, X):
@@ -680,9 +748,8 @@ class SelfOrganizingMap(
             Minus the mean Euclidean distance between each sample and its
             best-matching prototype.
         """
-        _, Xc, best, _ = self._bmus(X)
-        sq = _sq_distances_to_units(Xc, self._centred_codebook(), best)
-        return -float(np.mean(np.sqrt(sq)))
+        _, _, dist = self._bmus(X, distances=True)
+        return -float(np.mean(dist))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -21,76 +21,76 @@ which for ``|B| = 1`` is Kohonen's classic per-sample rule.
 import numpy as np
 from scipy import sparse
 
-from somgen._bmu import _chunk_slices, _map_chunks, _prepare_codebook, _scored_blocks
+from somgen._bmu import _augment, _internal_search, _scored_blocks
 from somgen._neighborhood import _neighborhood_weights
+from somgen._parallel import _effective_n_threads, _map_chunks
 from somgen._topology import _pairwise_grid_sq_distances
 
 # Rows of the (block, n_units) neighbourhood matrix built at a time.
 _KERNEL_BLOCK_ELEMENTS = 1 << 22
 
 
-def _chunk_statistics(X_chunk, ranking, n_units):
-    """Per-unit sums (float64) and counts of one chunk, and the sum over its
-    samples of the minimum ranking score ``||w||^2 - 2 x.w``."""
+def _chunk_statistics(X_chunk, search, frame):
+    """Per-unit sums (float64) and counts of one chunk of raw samples, and the
+    sum over its samples of the (approximate) squared distance to the BMU.
+
+    BMUs are exact (see ``somgen._bmu``); sums are of the samples in the
+    internal frame, as rounded to the search dtype.
+    """
     n = X_chunk.shape[0]
+    n_units = search.n_units
+    augmented = _augment(X_chunk, frame, search.ranking.dtype)
     bmu = np.empty(n, dtype=np.intp)
-    min_scores = 0.0
-    for rows, scores in _scored_blocks(X_chunk, ranking):
-        np.argmin(scores, axis=1, out=bmu[rows])
-        picked = scores[np.arange(scores.shape[0]), bmu[rows]]
-        min_scores += float(picked.sum(dtype=np.float64))
+    sq_error = 0.0
+    for rows, best, _, best_scores, x_norm in _scored_blocks(
+        X_chunk, augmented, search, second=False
+    ):
+        bmu[rows] = best
+        sq_error += float(best_scores.sum(dtype=np.float64) + x_norm @ x_norm)
     # One-hot of the BMUs in CSC form: one entry per column (sample), no sort.
+    # The column of ones of the augmented matrix yields the counts.
     onehot = sparse.csc_matrix((np.ones(n), bmu, np.arange(n + 1)), shape=(n_units, n))
-    sums = onehot @ np.asarray(X_chunk, dtype=np.float64)
-    counts = np.bincount(bmu, minlength=n_units).astype(np.float64)
-    return sums, counts, min_scores
+    stats = onehot @ augmented
+    return np.asarray(stats[:, :-1], dtype=np.float64), stats[:, -1], sq_error
 
 
-def _sum_sq_norms(X):
-    """``sum_i ||x_i||^2`` in float64, by chunks."""
-    total = 0.0
-    for s in _chunk_slices(X.shape[0], X.shape[1]):
-        total += float(np.einsum("ij,ij->", X[s], X[s], dtype=np.float64))
-    return total
-
-
-def _batch_statistics(X, codebook, n_jobs=None, *, sum_sq_norms=None):
+def _batch_statistics(X, frame, codebook, n_jobs=None):
     """Sufficient statistics of one batch epoch over all chunks.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
-        Centred data, float32 or float64.
+        Raw data, float32 or float64 (never copied whole).
+    frame : somgen._bmu._Frame
+        The map's internal frame.
     codebook : ndarray of shape (n_units, n_features)
-        Centred codebook.
+        Codebook in the internal frame, float64.
     n_jobs : int, default=None
-    sum_sq_norms : float, default=None
-        ``sum_i ||x_i||^2``, constant over epochs: pass it to avoid recomputing
-        it every epoch.
+        Threads over chunks; the result does not depend on it.
 
     Returns
     -------
     sums : ndarray of shape (n_units, n_features), float64
+        Per-unit sums of the samples, in the internal frame.
     counts : ndarray of shape (n_units,), float64
     sq_error : float
-        Sum over samples of the squared distance to the BMU (from the ranking
-        scores, so with the rounding of X's dtype).
+        Sum over samples of the squared distance to the BMU in the internal
+        frame (from the ranking scores, so with the rounding of X's dtype).
     """
-    n_units = codebook.shape[0]
-    ranking = _prepare_codebook(codebook, X.dtype)
+    search = _internal_search(codebook, frame, X.dtype)
 
     def work(chunk):
-        return _chunk_statistics(chunk, ranking, n_units)
+        return _chunk_statistics(chunk, search, frame)
 
-    parts = _map_chunks(work, X, n_units, n_jobs)
+    parts = _map_chunks(work, X, search.n_units, _effective_n_threads(n_jobs))
     # Reduce in chunk order: bit-identical for any n_jobs.
-    sums = np.zeros((n_units, X.shape[1]))
-    counts = np.zeros(n_units)
-    sq_error = _sum_sq_norms(X) if sum_sq_norms is None else sum_sq_norms
-    for part_sums, part_counts, part_min in parts:
+    sums = np.zeros(codebook.shape)
+    counts = np.zeros(codebook.shape[0])
+    sq_error = 0.0
+    for part_sums, part_counts, part_error in parts:
         sums += part_sums
         counts += part_counts
-        sq_error += part_min
+        sq_error += part_error
     return sums, counts, sq_error
 
 

@@ -120,8 +120,8 @@ def test_som_larger_sigma_end_is_smoother_and_coarser(digits):
 
 def test_som_batch_fit_is_deterministic_and_n_jobs_invariant(monkeypatch):
     # Several chunks so that threads really split the work.
-    monkeypatch.setattr("somgen._bmu._CHUNK_ELEMENTS", 64 * 25)
-    monkeypatch.setattr("somgen._bmu._MIN_CHUNK", 16)
+    monkeypatch.setattr("somgen._parallel._CHUNK_ELEMENTS", 64 * 25)
+    monkeypatch.setattr("somgen._parallel._MIN_CHUNK", 16)
     X, _ = make_blobs(2000, 7, centers=6, random_state=0)
     fits = [
         SelfOrganizingMap(5, 5, n_jobs=n_jobs, random_state=3).fit(X)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-import somgen._bmu as bmu_mod
+import somgen._parallel as bmu_mod
 import somgen._training as training_mod
+from somgen._bmu import _Frame
 from somgen._topology import _unit_coordinates
 from somgen._training import _batch_statistics, _online_update, _smooth_statistics
 
@@ -15,6 +16,11 @@ SQRT3_2 = math.sqrt(3.0) / 2.0
 
 
 # ------------------------------------------------------------ naive references
+def _identity_frame(X):
+    """The internal frame that leaves data unchanged (no offset, scale 1)."""
+    return _Frame(np.zeros(X.shape[1]), 1.0)
+
+
 def _ref_grid_sq(n_rows, n_cols, topology, periodic):
     """Squared grid distances by loops over units and the nine periodic images."""
     pos = []
@@ -122,7 +128,7 @@ def test_batch_epoch_matches_naive_loops(
     grid = dict(n_rows=n_rows, n_cols=n_cols, topology=topology, periodic=periodic)
     coords = _unit_coordinates(n_rows, n_cols, topology)
 
-    sums, counts, sq_error = _batch_statistics(X, codebook, n_jobs=1)
+    sums, counts, sq_error = _batch_statistics(X, _identity_frame(X), codebook, n_jobs=1)
     new = _smooth_statistics(sums, counts, codebook, coords, grid, sigma, kind)
 
     grid_sq = _ref_grid_sq(n_rows, n_cols, topology, periodic)
@@ -138,7 +144,7 @@ def test_batch_epoch_matches_naive_loops(
     assert_allclose(new, ref_new, rtol=1e-10, atol=1e-10)
 
     # Bit-identical whatever the number of threads.
-    sums2, counts2, sq_error2 = _batch_statistics(X, codebook, n_jobs=2)
+    sums2, counts2, sq_error2 = _batch_statistics(X, _identity_frame(X), codebook, n_jobs=2)
     assert_array_equal(sums2, sums)
     assert_array_equal(counts2, counts)
     assert sq_error2 == sq_error
@@ -150,12 +156,12 @@ def test_batch_statistics_invariant_to_block_size(monkeypatch):
     X, codebook = _clustered_data(12, 4, 200, seed=1)
     grid = dict(n_rows=3, n_cols=4, topology="hexagonal", periodic=False)
     coords = _unit_coordinates(3, 4, "hexagonal")
-    sums, counts, err = _batch_statistics(X, codebook)
+    sums, counts, err = _batch_statistics(X, _identity_frame(X), codebook)
     new = _smooth_statistics(sums, counts, codebook, coords, grid, 1.2, "gaussian")
     monkeypatch.setattr(training_mod, "_KERNEL_BLOCK_ELEMENTS", 1)
     monkeypatch.setattr(bmu_mod, "_CHUNK_ELEMENTS", 32)
     monkeypatch.setattr(bmu_mod, "_MIN_CHUNK", 3)
-    sums_c, counts_c, err_c = _batch_statistics(X, codebook)
+    sums_c, counts_c, err_c = _batch_statistics(X, _identity_frame(X), codebook)
     new_c = _smooth_statistics(
         sums_c, counts_c, codebook, coords, grid, 1.2, "gaussian"
     )
@@ -169,7 +175,7 @@ def test_batch_statistics_invariant_to_block_size(monkeypatch):
 def test_batch_statistics_sq_error_is_sum_of_bmu_distances(dtype, small_blocks):
     X, codebook = _clustered_data(9, 5, 150, seed=2)
     X = X.astype(dtype)
-    _, _, sq_error = _batch_statistics(X, codebook)
+    _, _, sq_error = _batch_statistics(X, _identity_frame(X), codebook)
     d = ((X.astype(np.float64)[:, None, :] - codebook[None]) ** 2).sum(axis=2)
     rtol = 1e-10 if dtype == np.float64 else 1e-4
     assert sq_error == pytest.approx(d.min(axis=1).sum(), rel=rtol)
@@ -182,7 +188,7 @@ def test_smooth_statistics_empty_unit_keeps_prototype_bubble():
     codebook[4] = [1000.0, -1000.0]
     occupied = [0, 1, 2, 3, 5, 6, 7, 8]
     X = np.concatenate([codebook[k] + rng.normal(size=(5, 2)) for k in occupied])
-    sums, counts, _ = _batch_statistics(X, codebook)
+    sums, counts, _ = _batch_statistics(X, _identity_frame(X), codebook)
     assert counts[4] == 0
     assert_array_equal(counts[occupied], 5)
     grid = dict(n_rows=3, n_cols=3, topology="rectangular", periodic=False)
@@ -210,7 +216,7 @@ def test_smooth_statistics_mexican_hat_non_positive_mass_keeps_prototype():
             codebook[7] + 0.1 * rng.normal(size=(20, 2)),
         ]
     )
-    sums, counts, _ = _batch_statistics(X, codebook)
+    sums, counts, _ = _batch_statistics(X, _identity_frame(X), codebook)
     assert counts[0] == 1 and counts[7] == 20
     grid = dict(n_rows=1, n_cols=8, topology="rectangular", periodic=False)
     coords = _unit_coordinates(1, 8, "rectangular")
