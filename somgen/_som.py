@@ -129,10 +129,18 @@ class SelfOrganizingMap(
         ``k = row * n_cols + col``).
 
     n_jobs : int, default=None
-        Threads used for the best-matching-unit search. Samples are split in a
-        fixed grid of chunks whose statistics are summed in chunk order, so the
-        fitted model is bit-identical for every value of ``n_jobs``. ``None``
-        means 1; ``-1`` uses all processors.
+        Threads over chunks of samples in every pass over the data (fit,
+        predict, transform, score). ``None`` uses all usable cores, capped by
+        the BLAS thread limit in effect (as set by
+        :func:`threadpoolctl.threadpool_limits`, ``OMP_NUM_THREADS`` or joblib's
+        workers, so ``GridSearchCV(n_jobs=...)`` does not oversubscribe) or by an
+        enclosing ``joblib.parallel_config(n_jobs=k)``; ``-1`` uses all cores;
+        0 is invalid. Samples are split in a fixed grid of chunks whose
+        statistics are summed in chunk order and BLAS runs on one thread inside
+        each chunk, so results are bit-identical for every value of
+        ``n_jobs``. While a call runs, BLAS is limited to one thread for the
+        whole process (the limit in effect before is restored when the last
+        concurrent call returns).
 
     random_state : int, RandomState instance or None, default=None
         Seeds the ``"random"`` and ``"sample"`` initialisations and the sample
@@ -180,9 +188,16 @@ class SelfOrganizingMap(
     Notes
     -----
     Each batch epoch costs one matrix product per chunk of samples, with
-    ``||w||^2`` folded into the ranking scores; data and prototypes are centred
-    on a float64 offset first so that float32 inputs still pick the correct
-    best-matching unit. Memory stays O(chunk x n_units) whatever ``n_samples``.
+    ``||w||^2`` folded into the ranking scores, computed in the data's dtype.
+    The best-matching unit is nevertheless exact: every score carries a
+    rigorous rounding-error bound, and the rare samples whose runner-up lies
+    within that bound are re-ranked by direct float64 distances, so float32 and
+    float64 data pick the unit a brute-force float64 search picks (up to exact
+    ties, which go to the lowest index). Data are mapped to an internal frame
+    (centred on the training mean, scaled by a power of two when their
+    magnitude is beyond ``2**+-40``), so any finite data trains without
+    overflow or underflow. Memory is the input plus O(chunk x n_units): X is
+    centred chunk by chunk, never copied whole.
 
     The Mexican-hat kernel is negative beyond ``sigma``: it pushes units away
     from the data, with a force that grows with their distance. To keep training
