@@ -239,6 +239,18 @@ def _direct_distances(rows, reference, units):
     return np.sqrt(sq) / factors
 
 
+def _direct_bmus(rows, reference):
+    """Best units of a few float64 ``rows`` by direct distances (no GEMM).
+
+    For mini-batches so small that the fast path's bookkeeping costs more than
+    the ``rows x units x features`` differences themselves; exact by
+    construction. ``rows`` and ``reference`` must be in the same frame and far
+    from the float64 limits (the internal frame guarantees it for training data).
+    """
+    diff = rows[:, None, :] - reference[None, :, :]
+    return np.einsum("ikj,ikj->ik", diff, diff).argmin(axis=1)
+
+
 def _rerank(X_rows, candidates, search, second):
     """Exact best (and second-best) unit among boolean ``candidates`` per row.
 

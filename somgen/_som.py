@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from somgen._bmu import (
     _best_matching_units,
+    _direct_bmus,
     _column_ranges,
     _frame_from_data,
     _Frame,
@@ -45,6 +46,10 @@ _FLOAT_DTYPES = [np.float64, np.float32]
 # Maps up to this many units keep their (n_units, n_units) grid distances over
 # the epochs of a batch fit (32 MiB); larger maps recompute them by blocks.
 _CACHED_GRID_MAX_UNITS = 2048
+# Online mini-batches up to this many (sample, unit, feature) differences find
+# their BMUs by direct float64 distances: cheaper than the GEMM path's
+# bookkeeping at that size, and exact.
+_DIRECT_SEARCH_ELEMENTS = 1 << 17
 
 
 class SelfOrganizingMap(
@@ -440,12 +445,17 @@ class SelfOrganizingMap(
         frame = self._frame
         batch = min(self.batch_size, X.shape[0])
         order = random_state.permutation(X.shape[0])
+        direct = batch * codebook.size <= _DIRECT_SEARCH_ELEMENTS
         for b, start in enumerate(range(0, X.shape[0], batch)):
             X_batch = X[order[start : start + batch]]
-            search = _internal_search(codebook, frame, X.dtype)
-            bmu = _search_chunk(X_batch, search, frame)[0]
+            X_internal = np.multiply(X_batch, frame.scale, dtype=np.float64)
+            X_internal -= frame.offset
+            if direct:
+                bmu = _direct_bmus(X_internal, codebook)
+            else:
+                search = _internal_search(codebook, frame, X.dtype)
+                bmu = _search_chunk(X_batch, search, frame)[0]
             h = self._neighborhood_of(bmu, sigmas[b])
-            X_internal = search.reference_rows(X_batch)
             self._bound(_online_update(codebook, X_internal, bmu, h, rates[b]))
 
     def _finalise(self, X, codebook):
