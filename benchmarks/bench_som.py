@@ -100,9 +100,7 @@ def _median_time(func, repeats):
 
 def _data(n_samples, n_features, dtype, seed=0):
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n_samples, n_features)) * rng.uniform(
-        0.5, 2.0, n_features
-    )
+    X = rng.standard_normal((n_samples, n_features)) * rng.uniform(0.5, 2.0, n_features)
     return X.astype(dtype)
 
 
@@ -221,9 +219,7 @@ def bench_epoch(cases, repeats, results):
             r for r in records if r["case"] == rec1["case"] and r["n_jobs"] == 2
         )
         speedup = rec1["epoch_s"] / rec2["epoch_s"]
-        scaling.append(
-            dict(case=rec1["case"], speedup=speedup, pass_=speedup >= 1.6)
-        )
+        scaling.append(dict(case=rec1["case"], speedup=speedup, pass_=speedup >= 1.6))
     _table(
         ["case", "epoch(n_jobs=1) / epoch(n_jobs=2) (>=1.6 on the largest case)"],
         [[s["case"], f"{s['speedup']:.2f}"] for s in scaling],
@@ -289,7 +285,7 @@ def _naive_bmus(X, codebook):
     offset = np.asarray(X, dtype=np.float64).mean(axis=0)
     Xc = (X.astype(np.float64) - offset).astype(X.dtype)
     W = codebook.astype(np.float64) - offset
-    scores = (np.einsum("ij,ij->i", W, W)[None, :] - 2.0 * Xc @ W.T.astype(X.dtype))
+    scores = np.einsum("ij,ij->i", W, W)[None, :] - 2.0 * Xc @ W.T.astype(X.dtype)
     return scores.argmin(axis=1)
 
 
@@ -513,9 +509,7 @@ def main(argv=None):
         bench_epoch([(50_000, 32, 20), (200_000, 16, 30)], 3, results)
         bench_identity(50_000, results)
         bench_quality_pass(1_000_000, 30, 3, results)
-        bench_exactness(
-            [(50_000, 32, 20, 10), (200_000, 16, 30, 5)], range(6), results
-        )
+        bench_exactness([(50_000, 32, 20, 10), (200_000, 16, 30, 5)], range(6), results)
         bench_big_maps([200, 1000], 1, results)
         bench_memory(2_000_000, results)
     results["meta"]["seconds"] = time.perf_counter() - tic

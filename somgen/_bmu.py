@@ -206,7 +206,9 @@ def _model_search(codebook, frame, dtype):
     """Search structure for a codebook in data units (prediction): direct
     distances are ``||x - w||`` in float64 (scaled by the frame's power of two)."""
     reference = np.asarray(codebook, dtype=np.float64) * frame.scale
-    return _SearchCodebook(reference - frame.offset, reference, None, frame.scale, dtype)
+    return _SearchCodebook(
+        reference - frame.offset, reference, None, frame.scale, dtype
+    )
 
 
 def _row_factors(rows, reference_magnitude):

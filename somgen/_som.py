@@ -15,22 +15,21 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from somgen._bmu import (
     _best_matching_units,
-    _direct_bmus,
     _column_ranges,
-    _frame_from_data,
+    _direct_bmus,
     _Frame,
+    _frame_from_data,
     _internal_search,
     _search_chunk,
     _to_frame,
 )
 from somgen._initialization import _pca_init, _random_init, _sample_init
-from somgen._parallel import _effective_n_threads, _single_threaded_blas
 from somgen._neighborhood import NEIGHBORHOODS, _neighborhood_weights
+from somgen._parallel import _effective_n_threads, _single_threaded_blas
 from somgen._schedules import DECAYS, _decay
 from somgen._topology import (
     _HEX_DY,
     _are_adjacent,
-    _grid_sq_distances,
     _pairwise_grid_sq_distances,
     _unit_coordinates,
 )
@@ -43,9 +42,6 @@ from somgen.utils._sklearn_compat import Interval, StrOptions, _fit_context
 from somgen.utils._validation import _restore_on_failure
 
 _FLOAT_DTYPES = [np.float64, np.float32]
-# Maps up to this many units keep their (n_units, n_units) grid distances over
-# the epochs of a batch fit (32 MiB); larger maps recompute them by blocks.
-_CACHED_GRID_MAX_UNITS = 2048
 # Online mini-batches up to this many (sample, unit, feature) differences find
 # their BMUs by direct float64 distances: cheaper than the GEMM path's
 # bookkeeping at that size, and exact.
@@ -403,19 +399,12 @@ class SelfOrganizingMap(
             )
 
     # ----------------------------------------------------------------- training
-    def _batch_epoch(self, X, codebook, sigma, grid_sq=None):
+    def _batch_epoch(self, X, codebook, sigma):
         sums, counts, sq_error = _batch_statistics(
             X, self._frame, codebook, self._n_threads
         )
         new = _smooth_statistics(
-            sums,
-            counts,
-            codebook,
-            self.unit_coords_,
-            self._grid,
-            sigma,
-            self.neighborhood,
-            grid_sq=grid_sq,
+            sums, counts, codebook, self._grid, sigma, self.neighborhood
         )
         return self._bound(new), sq_error
 
@@ -530,17 +519,9 @@ class SelfOrganizingMap(
         codebook = self._start(X, random_state)
 
         if self.algorithm == "batch":
-            # On maps small enough, the grid distances are kept over epochs.
-            grid_sq = (
-                _grid_sq_distances(
-                    self.n_rows, self.n_cols, self.topology, self.periodic
-                )
-                if n_units <= _CACHED_GRID_MAX_UNITS
-                else None
-            )
             for epoch in range(self.n_epochs):
                 sigma = _decay(sigma_start, sigma_end, epoch, self.n_epochs, self.decay)
-                codebook, sq_error = self._batch_epoch(X, codebook, sigma, grid_sq)
+                codebook, sq_error = self._batch_epoch(X, codebook, sigma)
                 self._log(epoch, self.n_epochs, sigma, sq_error, X.shape[0], tic)
         else:
             # The schedules advance once per mini-batch over the whole run.

@@ -9,7 +9,8 @@ neighbourhood-weighted mean of the data::
 where ``S_j`` and ``N_j`` are the sum and the count of the samples whose BMU is
 ``j``. These sufficient statistics are accumulated chunk by chunk in float64 (a
 map-reduce), and the neighbourhood is applied once per epoch on the
-(n_units, n_features) sums, never per sample.
+(n_units, n_features) sums, never per sample, by filtering on the grid
+(O(n_units x kernel support), see ``somgen._neighborhood._smooth``).
 
 Online SOM. For a mini-batch ``B`` the update is::
 
@@ -22,12 +23,8 @@ import numpy as np
 from scipy import sparse
 
 from somgen._bmu import _augment, _internal_search, _scored_blocks
-from somgen._neighborhood import _neighborhood_weights
+from somgen._neighborhood import _smooth
 from somgen._parallel import _effective_n_threads, _map_chunks
-from somgen._topology import _pairwise_grid_sq_distances
-
-# Rows of the (block, n_units) neighbourhood matrix built at a time.
-_KERNEL_BLOCK_ELEMENTS = 1 << 22
 
 
 def _chunk_statistics(X_chunk, search, frame):
@@ -94,43 +91,26 @@ def _batch_statistics(X, frame, codebook, n_jobs=None):
     return sums, counts, sq_error
 
 
-def _neighborhood_blocks(unit_coords, grid, sigma, kind, grid_sq=None):
-    """Yield ``(rows, H_block)`` with ``H_block = h(rows, all units)``.
-
-    ``grid`` holds the keyword arguments of ``_pairwise_grid_sq_distances``.
-    Memory is bounded by ``_KERNEL_BLOCK_ELEMENTS`` whatever the map size, unless
-    the caller passes the full matrix of squared grid distances ``grid_sq``
-    (cached over epochs for small maps).
-    """
-    if grid_sq is not None:
-        yield slice(None), _neighborhood_weights(grid_sq, sigma, kind)
-        return
-    n_units = unit_coords.shape[0]
-    block = max(1, _KERNEL_BLOCK_ELEMENTS // n_units)
-    for start in range(0, n_units, block):
-        rows = slice(start, min(start + block, n_units))
-        sq = _pairwise_grid_sq_distances(unit_coords[rows], unit_coords, **grid)
-        yield rows, _neighborhood_weights(sq, sigma, kind)
-
-
-def _smooth_statistics(
-    sums, counts, codebook, unit_coords, grid, sigma, kind, grid_sq=None
-):
+def _smooth_statistics(sums, counts, codebook, grid, sigma, kind):
     """New batch-SOM codebook from per-unit statistics.
 
-    A unit whose neighbourhood holds no data (zero, or for the Mexican hat a
-    non-positive, weighted count) keeps its previous prototype.
+    ``H @ sums / H @ counts`` with the neighbourhood matrix ``H``, computed by
+    ``somgen._neighborhood._smooth`` in O(n_units x kernel support) without
+    forming ``H``. A unit whose neighbourhood holds no data (zero, or for the
+    Mexican hat a non-positive, weighted count) keeps its previous prototype.
+
+    ``grid`` holds ``n_rows``, ``n_cols``, ``topology`` and ``periodic``.
 
     Returns
     -------
     new_codebook : ndarray of shape (n_units, n_features), float64
     """
+    stacked = np.column_stack([sums, counts])
+    smoothed = _smooth(stacked, sigma=sigma, kind=kind, **grid)
+    num, den = smoothed[:, :-1], smoothed[:, -1]
     new = np.array(codebook, dtype=np.float64, copy=True)
-    for rows, h in _neighborhood_blocks(unit_coords, grid, sigma, kind, grid_sq):
-        num = h @ sums
-        den = h @ counts
-        ok = den > 1e-12 * max(counts.sum(), 1.0)
-        new[rows][ok] = num[ok] / den[ok, None]  # basic slice: a view of new
+    ok = den > 1e-12 * max(counts.sum(), 1.0)
+    new[ok] = num[ok] / den[ok, None]
     return new
 
 

@@ -39,7 +39,9 @@ def test_bench_som_quick_runs_exact_and_bit_identical(tmp_path):
     assert results["meta"]["mode"] == "quick"
     assert all(row["identical"] for row in results["bit_identity"])
     assert len(results["epoch"]) == 6
-    assert all(row["ratio_gemm"] > 0 and row["ratio_load"] > 0 for row in results["epoch"])
+    assert all(
+        row["ratio_gemm"] > 0 and row["ratio_load"] > 0 for row in results["epoch"]
+    )
     # Exactness does not depend on the machine: somgen's BMUs are the
     # brute-force ones on every offset workload.
     assert all(row["wrong"] == 0.0 for row in results["offsets"])

@@ -136,9 +136,7 @@ def test_best_matching_units_handle_values_near_the_float_limits():
     codebook = np.array([[0.0, 0.0], [1.0, 1.0], [-1.0, 0.5]])
     big = np.finfo(np.float64).max / 4
     X = np.array([[1e300, 1e300], [-big, 0.0], [1e-300, 0.0], [0.9, 0.9]])
-    best, second, dist = _best_matching_units(
-        X, codebook, second=True, distances=True
-    )
+    best, second, dist = _best_matching_units(X, codebook, second=True, distances=True)
     assert_array_equal(best, [1, 2, 0, 1])
     assert np.all(np.isfinite(dist))
     assert dist[0] == pytest.approx(np.sqrt(2) * 1e300, rel=1e-12)
@@ -208,9 +206,7 @@ def test_chunk_slices_independent_of_data_beyond_shape():
     assert _chunk_slices(10, 5) == [slice(0, 10)]
     big = _chunk_slices(10**6, 1000)
     sizes = {s.stop - s.start for s in big[:-1]}
-    assert sizes == {
-        max(parallel_mod._MIN_CHUNK, parallel_mod._CHUNK_ELEMENTS // 1000)
-    }
+    assert sizes == {max(parallel_mod._MIN_CHUNK, parallel_mod._CHUNK_ELEMENTS // 1000)}
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -7,7 +7,6 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import somgen._parallel as bmu_mod
-import somgen._training as training_mod
 from somgen._bmu import _Frame
 from somgen._topology import _unit_coordinates
 from somgen._training import _batch_statistics, _online_update, _smooth_statistics
@@ -103,7 +102,6 @@ def small_blocks(monkeypatch):
     """Several sample chunks and several neighbourhood blocks."""
     monkeypatch.setattr(bmu_mod, "_CHUNK_ELEMENTS", 64)
     monkeypatch.setattr(bmu_mod, "_MIN_CHUNK", 5)
-    monkeypatch.setattr(training_mod, "_KERNEL_BLOCK_ELEMENTS", 25)
 
 
 # ------------------------------------------------------------------ batch epoch
@@ -126,10 +124,11 @@ def test_batch_epoch_matches_naive_loops(
     X, codebook = _clustered_data(n_units, 3, 40, seed=n_rows + 10 * periodic)
     assert len(bmu_mod._chunk_slices(40, n_units)) > 3
     grid = dict(n_rows=n_rows, n_cols=n_cols, topology=topology, periodic=periodic)
-    coords = _unit_coordinates(n_rows, n_cols, topology)
 
-    sums, counts, sq_error = _batch_statistics(X, _identity_frame(X), codebook, n_jobs=1)
-    new = _smooth_statistics(sums, counts, codebook, coords, grid, sigma, kind)
+    sums, counts, sq_error = _batch_statistics(
+        X, _identity_frame(X), codebook, n_jobs=1
+    )
+    new = _smooth_statistics(sums, counts, codebook, grid, sigma, kind)
 
     grid_sq = _ref_grid_sq(n_rows, n_cols, topology, periodic)
     ref_new, ref_sums, ref_counts, ref_err, _ = _naive_batch_epoch(
@@ -144,27 +143,25 @@ def test_batch_epoch_matches_naive_loops(
     assert_allclose(new, ref_new, rtol=1e-10, atol=1e-10)
 
     # Bit-identical whatever the number of threads.
-    sums2, counts2, sq_error2 = _batch_statistics(X, _identity_frame(X), codebook, n_jobs=2)
+    sums2, counts2, sq_error2 = _batch_statistics(
+        X, _identity_frame(X), codebook, n_jobs=2
+    )
     assert_array_equal(sums2, sums)
     assert_array_equal(counts2, counts)
     assert sq_error2 == sq_error
-    new2 = _smooth_statistics(sums2, counts2, codebook, coords, grid, sigma, kind)
+    new2 = _smooth_statistics(sums2, counts2, codebook, grid, sigma, kind)
     assert_array_equal(new2, new)
 
 
 def test_batch_statistics_invariant_to_block_size(monkeypatch):
     X, codebook = _clustered_data(12, 4, 200, seed=1)
     grid = dict(n_rows=3, n_cols=4, topology="hexagonal", periodic=False)
-    coords = _unit_coordinates(3, 4, "hexagonal")
     sums, counts, err = _batch_statistics(X, _identity_frame(X), codebook)
-    new = _smooth_statistics(sums, counts, codebook, coords, grid, 1.2, "gaussian")
-    monkeypatch.setattr(training_mod, "_KERNEL_BLOCK_ELEMENTS", 1)
+    new = _smooth_statistics(sums, counts, codebook, grid, 1.2, "gaussian")
     monkeypatch.setattr(bmu_mod, "_CHUNK_ELEMENTS", 32)
     monkeypatch.setattr(bmu_mod, "_MIN_CHUNK", 3)
     sums_c, counts_c, err_c = _batch_statistics(X, _identity_frame(X), codebook)
-    new_c = _smooth_statistics(
-        sums_c, counts_c, codebook, coords, grid, 1.2, "gaussian"
-    )
+    new_c = _smooth_statistics(sums_c, counts_c, codebook, grid, 1.2, "gaussian")
     assert_array_equal(counts_c, counts)
     assert_allclose(sums_c, sums, rtol=1e-13, atol=1e-13)
     assert err_c == pytest.approx(err, rel=1e-12)
@@ -192,9 +189,8 @@ def test_smooth_statistics_empty_unit_keeps_prototype_bubble():
     assert counts[4] == 0
     assert_array_equal(counts[occupied], 5)
     grid = dict(n_rows=3, n_cols=3, topology="rectangular", periodic=False)
-    coords = _unit_coordinates(3, 3, "rectangular")
     for kind, sigma in [("bubble", 0.5), ("gaussian", 0.05), ("triangle", 0.9)]:
-        new = _smooth_statistics(sums, counts, codebook, coords, grid, sigma, kind)
+        new = _smooth_statistics(sums, counts, codebook, grid, sigma, kind)
         assert_array_equal(new[4], codebook[4])
         for j, k in enumerate(occupied):
             assert_allclose(new[k], X[5 * j : 5 * j + 5].mean(axis=0), atol=1e-10)
@@ -219,8 +215,7 @@ def test_smooth_statistics_mexican_hat_non_positive_mass_keeps_prototype():
     sums, counts, _ = _batch_statistics(X, _identity_frame(X), codebook)
     assert counts[0] == 1 and counts[7] == 20
     grid = dict(n_rows=1, n_cols=8, topology="rectangular", periodic=False)
-    coords = _unit_coordinates(1, 8, "rectangular")
-    new = _smooth_statistics(sums, counts, codebook, coords, grid, 2.0, "mexican_hat")
+    new = _smooth_statistics(sums, counts, codebook, grid, 2.0, "mexican_hat")
     assert_array_equal(new[1:6], codebook[1:6])
     assert not np.allclose(new[[0, 6, 7]], codebook[[0, 6, 7]])
     ref, *_ = _naive_batch_epoch(
@@ -232,9 +227,8 @@ def test_smooth_statistics_mexican_hat_non_positive_mass_keeps_prototype():
 def test_smooth_statistics_no_data_at_all_keeps_codebook():
     codebook = np.arange(8.0).reshape(4, 2)
     grid = dict(n_rows=2, n_cols=2, topology="rectangular", periodic=True)
-    coords = _unit_coordinates(2, 2, "rectangular")
     new = _smooth_statistics(
-        np.zeros((4, 2)), np.zeros(4), codebook, coords, grid, 1.0, "gaussian"
+        np.zeros((4, 2)), np.zeros(4), codebook, grid, 1.0, "gaussian"
     )
     assert_array_equal(new, codebook)
 
