@@ -2,8 +2,8 @@
 
 All functions take plain arrays: the data ``X`` and a row-major ``codebook`` of
 shape (n_rows * n_cols, n_features), plus the grid description where the measure
-depends on it. Passes over ``X`` are chunked, so memory is O(chunk x n_units),
-never O(n_samples x n_units).
+depends on it. Passes over ``X`` are chunked and never copy it, so memory is
+O(chunk x n_units), never O(n_samples x n_units); the grid measures are O(n_units).
 
 Adjacency, used by :func:`topographic_error` and :func:`u_matrix`: on a
 rectangular grid a unit has 8 neighbours (``connectivity=8``, the default, the
@@ -16,12 +16,8 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils.validation import check_array
 
-from somgen._bmu import _best_matching_units, _chunk_slices, _sq_distances_to_units
-from somgen._topology import (
-    _are_adjacent,
-    _pairwise_grid_sq_distances,
-    _unit_coordinates,
-)
+from somgen._bmu import _best_matching_units
+from somgen._topology import _adjacent_pairs, _are_adjacent, _check_grid
 from somgen.utils._sklearn_compat import (
     Interval,
     Options,
@@ -30,6 +26,9 @@ from somgen.utils._sklearn_compat import (
 )
 
 __all__ = ["hit_counts", "quantization_error", "topographic_error", "u_matrix"]
+
+# Adjacent pairs whose prototype differences are formed at a time in u_matrix.
+_PAIR_BLOCK_ELEMENTS = 1 << 20
 
 _GRID_CONSTRAINTS = {
     "n_rows": [Interval(Integral, 1, None, closed="left")],
@@ -61,24 +60,15 @@ def _check_data(X, codebook):
     return X
 
 
-def _check_connectivity(connectivity, topology):
+def _check_grid_params(n_rows, n_cols, topology, periodic, connectivity):
+    """The checks of ``SelfOrganizingMap`` on the grid, and the connectivity."""
+    _check_grid(n_rows, n_cols, topology, periodic)
     allowed = (6,) if topology == "hexagonal" else (4, 8)
     if connectivity is not None and connectivity not in allowed:
         raise ValueError(
             f"connectivity={connectivity!r} is not valid for a {topology} grid; "
             f"use None or one of {allowed}."
         )
-
-
-def _centred_bmus(X, codebook, second=False):
-    """BMUs of ``X`` with both sides centred on the codebook's float64 mean."""
-    offset = codebook.mean(axis=0, dtype=np.float64)
-    Xc = np.empty(X.shape, dtype=X.dtype)
-    for s in _chunk_slices(X.shape[0], X.shape[1]):
-        Xc[s] = X[s] - offset
-    centred = codebook.astype(np.float64) - offset
-    best, second_best = _best_matching_units(Xc, centred, second=second)
-    return Xc, centred, best, second_best
 
 
 @validate_params(
@@ -110,8 +100,8 @@ def quantization_error(X, codebook):
     """
     codebook = _check_codebook(codebook)
     X = _check_data(X, codebook)
-    Xc, centred, best, _ = _centred_bmus(X, codebook)
-    return float(np.mean(np.sqrt(_sq_distances_to_units(Xc, centred, best))))
+    _, _, distances = _best_matching_units(X, codebook, distances=True)
+    return float(np.mean(distances))
 
 
 @validate_params(
@@ -150,7 +140,8 @@ def topographic_error(
         Grid lattice.
 
     periodic : bool, default=False
-        Whether the grid wraps around (torus).
+        Whether the grid wraps around (torus). A periodic hexagonal grid needs an
+        even number of rows, as in :class:`~somgen.SelfOrganizingMap`.
 
     connectivity : {4, 6, 8} or None, default=None
         Neighbours counted as adjacent: 8 (default) or 4 on a rectangular grid,
@@ -170,12 +161,12 @@ def topographic_error(
     >>> topographic_error([[0.2]], [[0.0], [2.0], [1.0]], n_rows=1, n_cols=3)
     1.0
     """
-    _check_connectivity(connectivity, topology)
+    _check_grid_params(n_rows, n_cols, topology, periodic, connectivity)
     codebook = _check_codebook(codebook, n_rows, n_cols)
     X = _check_data(X, codebook)
     if codebook.shape[0] == 1:
         return 0.0
-    _, _, best, second = _centred_bmus(X, codebook, second=True)
+    best, second = _best_matching_units(X, codebook, second=True)
     adjacent = _are_adjacent(
         best,
         second,
@@ -221,7 +212,8 @@ def u_matrix(
         Grid lattice.
 
     periodic : bool, default=False
-        Whether the grid wraps around (torus).
+        Whether the grid wraps around (torus). A periodic hexagonal grid needs an
+        even number of rows, as in :class:`~somgen.SelfOrganizingMap`.
 
     connectivity : {4, 6, 8} or None, default=None
         Neighbours averaged over: 8 (default) or 4 on a rectangular grid, 6 on a
@@ -239,31 +231,22 @@ def u_matrix(
     >>> u_matrix([[0.0], [1.0], [3.0]], n_rows=1, n_cols=3)
     array([[1. , 1.5, 2. ]])
     """
-    _check_connectivity(connectivity, topology)
+    _check_grid_params(n_rows, n_cols, topology, periodic, connectivity)
     codebook = _check_codebook(codebook, n_rows, n_cols).astype(np.float64)
-    coords = _unit_coordinates(n_rows, n_cols, topology)
-    limit = 2.0 if topology == "rectangular" and connectivity in (None, 8) else 1.0
-    n_units = coords.shape[0]
-    umat = np.zeros(n_units)
-    # Blocks of units keep the (block, n_units) matrices bounded on large maps.
-    block = max(1, (1 << 20) // n_units)
-    for start in range(0, n_units, block):
-        rows = slice(start, min(start + block, n_units))
-        sq = _pairwise_grid_sq_distances(
-            coords[rows],
-            coords,
-            n_rows=n_rows,
-            n_cols=n_cols,
-            topology=topology,
-            periodic=periodic,
-        )
-        unit, neighbour = np.nonzero((sq > 0) & (sq <= limit + 1e-9))
-        unit += start
-        # Exact differences over the (few) adjacent pairs only.
-        dist = np.linalg.norm(codebook[unit] - codebook[neighbour], axis=1)
-        total = np.bincount(unit, weights=dist, minlength=n_units)[rows].astype(float)
-        n_adj = np.bincount(unit, minlength=n_units)[rows]
-        umat[rows] = np.divide(total, n_adj, out=np.zeros_like(total), where=n_adj > 0)
+    n_units = codebook.shape[0]
+    units, neighbours = _adjacent_pairs(
+        n_rows, n_cols, topology, periodic, connectivity=connectivity
+    )
+    # Exact differences over the (at most 8 n_units) adjacent pairs, by blocks.
+    dist = np.empty(units.shape[0])
+    block = max(1, _PAIR_BLOCK_ELEMENTS // codebook.shape[1])
+    for start in range(0, units.shape[0], block):
+        pairs = slice(start, start + block)
+        diff = codebook[units[pairs]] - codebook[neighbours[pairs]]
+        dist[pairs] = np.linalg.norm(diff, axis=1)
+    total = np.bincount(units, weights=dist, minlength=n_units)
+    n_adj = np.bincount(units, minlength=n_units)
+    umat = np.divide(total, n_adj, out=np.zeros(n_units), where=n_adj > 0)
     return umat.reshape(n_rows, n_cols)
 
 
@@ -303,5 +286,5 @@ def hit_counts(X, codebook, *, n_rows, n_cols):
     """
     codebook = _check_codebook(codebook, n_rows, n_cols)
     X = _check_data(X, codebook)
-    _, _, best, _ = _centred_bmus(X, codebook)
+    best, _ = _best_matching_units(X, codebook)
     return np.bincount(best, minlength=n_rows * n_cols).reshape(n_rows, n_cols)

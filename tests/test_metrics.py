@@ -1,9 +1,13 @@
 """somgen.metrics on hand-built maps and against brute force."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
+from threadpoolctl import threadpool_limits
 
+from somgen._topology import _adjacency, _grid_sq_distances
 from somgen.metrics import hit_counts, quantization_error, topographic_error, u_matrix
 from somgen.utils._sklearn_compat import InvalidParameterError
 
@@ -148,3 +152,141 @@ def test_hit_counts_sum_and_brute_force():
 def test_metrics_bad_input_raises(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# ------------------------------------------------------- u_matrix, O(n_units)
+def _u_matrix_dense_reference(codebook, n_rows, n_cols, topology, periodic, conn):
+    """The former O(n_units^2) u_matrix: adjacency from the dense matrix of grid
+    distances, distances summed per unit in increasing neighbour order."""
+    sq = _grid_sq_distances(n_rows, n_cols, topology, periodic)
+    limit = 2.0 if topology == "rectangular" and conn in (None, 8) else 1.0
+    unit, neighbour = np.nonzero((sq > 0) & (sq <= limit + 1e-9))
+    dist = np.linalg.norm(codebook[unit] - codebook[neighbour], axis=1)
+    n_units = n_rows * n_cols
+    total = np.bincount(unit, weights=dist, minlength=n_units)
+    n_adj = np.bincount(unit, minlength=n_units)
+    umat = np.divide(total, n_adj, out=np.zeros(n_units), where=n_adj > 0)
+    return umat.reshape(n_rows, n_cols)
+
+
+U_MATRIX_CASES = [
+    (shape, topology, connectivity, periodic)
+    for shape in [(1, 1), (1, 2), (1, 5), (4, 1), (2, 2), (3, 3), (2, 5), (8, 7)]
+    for topology, connectivity in [
+        ("rectangular", None),
+        ("rectangular", 4),
+        ("rectangular", 8),
+        ("hexagonal", None),
+        ("hexagonal", 6),
+    ]
+    for periodic in (False, True)
+    if not (periodic and topology == "hexagonal" and shape[0] % 2)
+]
+
+
+@pytest.mark.parametrize("shape, topology, connectivity, periodic", U_MATRIX_CASES)
+def test_u_matrix_identical_to_dense_formula(shape, topology, connectivity, periodic):
+    n_rows, n_cols = shape
+    rng = np.random.RandomState(n_rows * 17 + n_cols)
+    for codebook in (
+        rng.normal(size=(n_rows * n_cols, 4)) * [1.0, 1e3, 1e-3, 7.0],
+        rng.normal(size=(n_rows * n_cols, 3)).astype(np.float32),
+    ):
+        got = u_matrix(
+            codebook,
+            n_rows=n_rows,
+            n_cols=n_cols,
+            topology=topology,
+            periodic=periodic,
+            connectivity=connectivity,
+        )
+        expected = _u_matrix_dense_reference(
+            codebook.astype(np.float64), *shape, topology, periodic, connectivity
+        )
+        assert got.shape == (n_rows, n_cols)
+        np.testing.assert_array_equal(got, expected)
+
+
+# ------------------------------------------------ grids the estimator rejects
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda kw: u_matrix([[0.0]] * 12, **kw),
+        lambda kw: topographic_error([[0.0]], [[0.0]] * 12, **kw),
+        lambda kw: topographic_error([[0.0]], [[0.0]] * 12, connectivity=6, **kw),
+    ],
+    ids=["u_matrix", "topographic_error", "topographic_error_6"],
+)
+@pytest.mark.parametrize("n_rows, n_cols", [(3, 4), (1, 12)])
+def test_metrics_reject_periodic_hexagonal_grid_with_odd_rows(call, n_rows, n_cols):
+    grid = dict(n_rows=n_rows, n_cols=n_cols, topology="hexagonal", periodic=True)
+    with pytest.raises(ValueError, match=f"even number of rows.*n_rows={n_rows}"):
+        call(grid)
+    # The same grid with an even number of rows, or planar, is accepted.
+    assert np.isfinite(call(dict(grid, n_rows=n_cols, n_cols=n_rows))).all()
+    assert np.isfinite(call(dict(grid, periodic=False))).all()
+
+
+# ------------------------------------------------------------ X is never copied
+def _peak_memory(func, *args):
+    tracemalloc.start()
+    try:
+        func(*args)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        lambda X, W: hit_counts(X, W, n_rows=10, n_cols=10),
+        lambda X, W: quantization_error(X, W),
+        lambda X, W: topographic_error(X, W, n_rows=10, n_cols=10),
+        lambda X, W: topographic_error(
+            X, W, n_rows=10, n_cols=10, topology="hexagonal", periodic=True
+        ),
+    ],
+    ids=["hit_counts", "quantization_error", "topographic_error", "hexagonal_te"],
+)
+def test_metrics_do_not_copy_X(metric):
+    # Doubling n_samples must not add a copy of the extra rows to the peak
+    # memory: chunk temporaries are constant and the per-sample index arrays are
+    # small next to 128 float32 features (512 bytes) per sample. One BLAS thread
+    # also means one chunk in flight, so the peak does not depend on timing.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(125_000, 128)).astype(np.float32)
+    W = rng.normal(size=(100, 128)).astype(np.float32)
+    half = X[:62_500]
+    with threadpool_limits(limits=1, user_api="blas"):
+        metric(X[:1000], W)  # warm caches (thread pools, BLAS buffers)
+        growth = _peak_memory(metric, X, W) - _peak_memory(metric, half, W)
+    assert growth < 0.25 * half.nbytes, growth / half.nbytes
+
+
+# -------------------------------------- exact BMUs on float32 data at an offset
+def test_metrics_exact_bmus_float32_data_at_offset():
+    # Two clusters of unit spread at +-1e3: a float32 ranking of
+    # ||w||^2 - 2 x.w rounds at about 0.1, far above the gaps between the
+    # closest prototypes. Metrics must agree with brute-force float64 distances.
+    rng = np.random.RandomState(0)
+    centres = np.repeat([[1e3, 1e3], [-1e3, -1e3]], 2000, axis=0)
+    X = (centres + rng.normal(size=(4000, 2))).astype(np.float32)
+    W = np.vstack(
+        [1e3 + rng.normal(size=(50, 2)), -1e3 + rng.normal(size=(50, 2))]
+    ).astype(np.float32)
+    W = W[rng.permutation(100)]  # prototypes scattered over the 10x10 grid
+    dist = cdist(X.astype(np.float64), W.astype(np.float64))
+    order = np.argsort(dist, axis=1)
+    best, second = order[:, 0], order[:, 1]
+    rows = np.arange(4000)
+    # No near-ties: the brute-force answer is unambiguous.
+    assert (dist[rows, second] - dist[rows, best]).min() > 1e-9
+    assert (dist[rows, order[:, 2]] - dist[rows, second]).min() > 1e-9
+    grid = dict(n_rows=10, n_cols=10)
+    np.testing.assert_array_equal(
+        hit_counts(X, W, **grid), np.bincount(best, minlength=100).reshape(10, 10)
+    )
+    assert quantization_error(X, W) == pytest.approx(dist[rows, best].mean(), rel=1e-12)
+    adjacent = _adjacency(10, 10, "rectangular", False)[best, second]
+    assert topographic_error(X, W, **grid) == np.mean(~adjacent)

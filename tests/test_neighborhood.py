@@ -1,6 +1,7 @@
 """Neighbourhood kernels against their closed forms, written with ``math``."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -128,3 +129,34 @@ def test_neighborhood_gaussian_at_one_sigma():
 def test_neighborhood_weights_unknown_kind_raises(kind):
     with pytest.raises(ValueError, match="Unknown neighborhood"):
         _neighborhood_weights(np.zeros(2), 1.0, kind)
+
+
+@pytest.mark.parametrize("kind", NEIGHBORHOODS)
+@pytest.mark.parametrize("sigma", [1e155, 1e300, np.finfo(np.float64).max])
+def test_neighborhood_weights_huge_sigma_are_ones(kind, sigma):
+    # sigma ** 2 overflows: the weights must still be finite, here all 1.
+    sq = np.array([0.0, 1.0, 3.0, 1e4, 1e12])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w = _neighborhood_weights(sq, sigma, kind)
+    assert_array_equal(w, 1.0)
+
+
+@pytest.mark.parametrize("kind", NEIGHBORHOODS)
+@pytest.mark.parametrize("sigma", [1e-155, 1e-200, 5e-324])
+def test_neighborhood_weights_tiny_sigma_only_zero_distance(kind, sigma):
+    # sigma ** 2 underflows to 0: no NaN (0 / 0) or inf * 0, only d = 0 weighs.
+    sq = np.array([0.0, 1e-300, 0.25, 1.0, 3.0, 1e12])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w = _neighborhood_weights(sq, sigma, kind)
+    assert_array_equal(w, [1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("kind", NEIGHBORHOODS)
+def test_neighborhood_weights_continuous_in_extreme_sigma(kind):
+    # Where sigma ** 2 is about to overflow or underflow (d ** 2 still a normal
+    # float), the robust formula still follows the closed form.
+    for sigma, d in [(1e150, 3e150), (1e-150, 2e-150), (1e-100, 1.3e-100)]:
+        got = _neighborhood_weights(d**2, sigma, kind)
+        assert got == pytest.approx(_ref_weight(d / sigma, 1.0, kind), rel=1e-12)

@@ -10,9 +10,16 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from somgen._topology import (
     _adjacency,
+    _adjacent_pairs,
     _are_adjacent,
+    _check_grid,
+    _column_offsets,
+    _grid_period,
     _grid_sq_distances,
+    _interpolation_stencil,
     _pairwise_grid_sq_distances,
+    _row_classes,
+    _row_offsets,
     _unit_coordinates,
 )
 
@@ -359,3 +366,318 @@ def test_are_adjacent_hand_picked_pairs():
         _are_adjacent(a, b, periodic=True, connectivity=4, **grid),
         [True, False, False, False, False],
     )
+
+
+# -------------------------------------------------------------- _adjacent_pairs
+ADJACENCY_SHAPES = [
+    (1, 1),
+    (1, 2),
+    (1, 3),
+    (1, 6),
+    (2, 1),
+    (5, 1),
+    (2, 2),
+    (2, 3),
+    (3, 2),
+    (3, 3),
+    (4, 4),
+    (4, 7),
+    (7, 4),
+    (6, 6),
+]
+
+
+ADJACENCY_CASES = [
+    (shape, topology, connectivity, periodic)
+    for shape in ADJACENCY_SHAPES
+    for topology, connectivity in [
+        ("rectangular", None),
+        ("rectangular", 8),
+        ("rectangular", 4),
+        ("hexagonal", None),
+        ("hexagonal", 6),
+    ]
+    for periodic in (False, True)
+    if not (periodic and topology == "hexagonal" and shape[0] % 2)
+]
+
+
+@pytest.mark.parametrize("shape, topology, connectivity, periodic", ADJACENCY_CASES)
+def test_adjacent_pairs_equal_dense_adjacency(shape, topology, connectivity, periodic):
+    # Tiny periodic maps wrap offsets onto the unit itself (1xN, Nx1) or onto
+    # the same neighbour twice (2x2, 3x3): the pairs must still be distinct.
+    n_rows, n_cols = shape
+    adj = _adjacency(n_rows, n_cols, topology, periodic, connectivity=connectivity)
+    units, neighbours = _adjacent_pairs(
+        n_rows, n_cols, topology, periodic, connectivity=connectivity
+    )
+    expected_units, expected_neighbours = np.nonzero(adj)
+    assert units.dtype == np.int64 and neighbours.dtype == np.int64
+    assert_array_equal(units, expected_units)
+    assert_array_equal(neighbours, expected_neighbours)
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_adjacent_pairs_counts_on_a_map_too_large_for_dense(periodic):
+    # 300 x 400 units: the dense adjacency would hold 1.4e10 entries.
+    n_rows, n_cols = 300, 400
+    n_units = n_rows * n_cols
+    edges_h = n_rows * (n_cols if periodic else n_cols - 1)  # (0, 1) offsets
+    edges_v = (n_rows if periodic else n_rows - 1) * n_cols  # (1, 0) offsets
+    diagonals = (n_rows if periodic else n_rows - 1) * (
+        n_cols if periodic else n_cols - 1
+    )
+    units, neighbours = _adjacent_pairs(n_rows, n_cols, "rectangular", periodic)
+    assert units.size == 2 * (edges_h + edges_v + 2 * diagonals)
+    units4, _ = _adjacent_pairs(n_rows, n_cols, "rectangular", periodic, 4)
+    assert units4.size == 2 * (edges_h + edges_v)
+    # A hexagonal unit has one diagonal neighbour per pair of adjacent rows.
+    units6, neighbours6 = _adjacent_pairs(n_rows, n_cols, "hexagonal", periodic)
+    assert units6.size == 2 * (edges_h + edges_v + diagonals)
+    for u, v in [(units, neighbours), (units6, neighbours6)]:
+        assert (np.diff(u) >= 0).all()
+        assert (u != v).all()
+        # Symmetric: the pair (j, i) is there for every (i, j).
+        assert_array_equal(np.sort(u * n_units + v), np.sort(v * n_units + u))
+    # Every pair is at grid distance 1 (or sqrt(2) on the rectangular ring).
+    coords = _unit_coordinates(n_rows, n_cols, "hexagonal")
+    delta = coords[units6] - coords[neighbours6]
+    if periodic:
+        width, height = _grid_period(n_rows, n_cols, "hexagonal")
+        delta -= np.round(delta / [width, height]) * [width, height]
+    assert_allclose(np.hypot(delta[:, 0], delta[:, 1]), 1.0, rtol=0, atol=1e-9)
+
+
+def test_adjacent_pairs_rejects_odd_periodic_hexagonal_grid():
+    with pytest.raises(ValueError, match="even number of rows"):
+        _adjacent_pairs(3, 4, "hexagonal", True)
+
+
+@pytest.mark.parametrize(
+    "topology, connectivity", [("rectangular", 6), ("hexagonal", 4), ("hexagonal", 8)]
+)
+def test_adjacent_pairs_rejects_connectivity_of_the_other_lattice(
+    topology, connectivity
+):
+    with pytest.raises(ValueError, match=f"connectivity={connectivity} is not valid"):
+        _adjacent_pairs(4, 4, topology, False, connectivity=connectivity)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((3, 4, "hexagonal", True), r"even number of rows .*got n_rows=3"),
+        ((5, 1, "hexagonal", True), r"got n_rows=5"),
+        ((4, 4, "square", False), "Unknown topology 'square'"),
+    ],
+)
+def test_check_grid_rejects(args, match):
+    with pytest.raises(ValueError, match=match):
+        _check_grid(*args)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (3, 4, "hexagonal", False),
+        (4, 3, "hexagonal", True),
+        (3, 3, "rectangular", True),
+    ],
+)
+def test_check_grid_accepts(args):
+    assert _check_grid(*args) is None
+
+
+# -------------------------------------------------- 1-D offset tables (_smooth)
+@pytest.mark.parametrize("n_rows, n_cols, topology, periodic", GRID_CASES)
+def test_row_and_column_offsets_rebuild_grid_distances(
+    n_rows, n_cols, topology, periodic
+):
+    # For every pair of units, dy^2 from the row table plus dx^2 from the column
+    # table is the dense squared grid distance, exactly.
+    step = 1 if topology == "rectangular" else 2
+    sq = _grid_sq_distances(n_rows, n_cols, topology, periodic)
+    classes = dict(_row_classes(n_rows, topology))
+    assert sum(classes.values()) == n_rows
+    rows, cols = np.divmod(np.arange(n_rows * n_cols), n_cols)
+    parity, index = rows % step, rows // step
+    rebuilt = np.empty_like(sq)
+    for p in classes:
+        for q in classes:
+            row_off, row_sq = _row_offsets(n_rows, topology, periodic, p, q)
+            col_off, col_sq = _column_offsets(n_cols, (p - q) / 2, periodic)
+            row_at = dict(zip(row_off.tolist(), row_sq, strict=True))
+            col_at = dict(zip(col_off.tolist(), col_sq, strict=True))
+            for k in np.flatnonzero(parity == p):
+                for j in np.flatnonzero(parity == q):
+                    e = index[k] - index[j]
+                    c = cols[k] - cols[j]
+                    if periodic:
+                        e, c = e % classes[p], c % n_cols
+                    rebuilt[k, j] = row_at[e] + col_at[c]
+    assert_array_equal(rebuilt, sq)
+
+
+# ----------------------------------------------------------- interpolation
+STENCIL_CASES = [
+    (n_rows, n_cols, topology, periodic)
+    for n_rows, n_cols in [(1, 1), (1, 5), (5, 1), (2, 2), (3, 4), (4, 3), (6, 5)]
+    for topology in ("rectangular", "hexagonal")
+    for periodic in (False, True)
+    if not (periodic and topology == "hexagonal" and n_rows % 2)
+]
+PLANAR_STENCIL_CASES = [case for case in STENCIL_CASES if not case[3]]
+PERIODIC_STENCIL_CASES = [case for case in STENCIL_CASES if case[3]]
+# Grids on which a stencil's units have well-defined nearest images (a torus
+# at least 3 units across) and planar ones whose interior strip is non-empty.
+AFFINE_STENCIL_CASES = [
+    (n_rows, n_cols, topology, periodic)
+    for n_rows, n_cols, topology, periodic in STENCIL_CASES
+    if (min(n_rows, n_cols) >= 3 if periodic else n_cols >= 2)
+]
+
+
+def _stencil(points, n_rows, n_cols, topology, periodic):
+    return _interpolation_stencil(
+        np.asarray(points, dtype=np.float64),
+        n_rows=n_rows,
+        n_cols=n_cols,
+        topology=topology,
+        periodic=periodic,
+    )
+
+
+def _interpolate(points, codebook, *grid):
+    units, weights = _stencil(points, *grid)
+    return np.einsum("nv,nvf->nf", weights, codebook[units])
+
+
+def _random_points(n_rows, n_cols, topology, seed):
+    rng = np.random.RandomState(seed)
+    height = n_rows if topology == "rectangular" else n_rows * SQRT3_2
+    points = rng.uniform(-3.0, 3.0, size=(200, 2)) * [n_cols, height]
+    far = [
+        [1e19, 1e19],
+        [-1e19, 3.0],
+        [1e300, -1e300],
+        [-1e300, 1e300],
+        [2.5, 1e308],
+        [-np.finfo(np.float64).max, 0.5],
+    ]
+    return np.vstack([points, far])
+
+
+@pytest.mark.parametrize("n_rows, n_cols, topology, periodic", STENCIL_CASES)
+def test_interpolation_stencil_weights_are_a_partition_of_unity(
+    n_rows, n_cols, topology, periodic
+):
+    grid = (n_rows, n_cols, topology, periodic)
+    points = _random_points(n_rows, n_cols, topology, seed=n_rows * 10 + n_cols)
+    units, weights = _stencil(points, *grid)
+    n_vertices = 4 if topology == "rectangular" else 3
+    assert units.shape == weights.shape == (points.shape[0], n_vertices)
+    assert units.dtype == np.int64
+    assert ((units >= 0) & (units < n_rows * n_cols)).all()
+    assert (weights >= 0).all()
+    assert_allclose(weights.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_rows, n_cols, topology, periodic", STENCIL_CASES)
+def test_interpolation_stencil_exact_at_unit_positions(
+    n_rows, n_cols, topology, periodic
+):
+    grid = (n_rows, n_cols, topology, periodic)
+    codebook = np.random.RandomState(0).normal(size=(n_rows * n_cols, 3))
+    coords = _unit_coordinates(n_rows, n_cols, topology)
+    assert_array_equal(_interpolate(coords, codebook, *grid), codebook)
+
+
+@pytest.mark.parametrize("n_rows, n_cols, topology, periodic", AFFINE_STENCIL_CASES)
+def test_interpolation_stencil_reproduces_positions(n_rows, n_cols, topology, periodic):
+    # Bilinear and barycentric interpolation are exact on affine functions:
+    # interpolating the unit positions gives back the point (on a torus, the
+    # positions of the stencil's units are taken at their nearest image).
+    grid = (n_rows, n_cols, topology, periodic)
+    rng = np.random.RandomState(1)
+    coords = _unit_coordinates(n_rows, n_cols, topology)
+    if periodic:
+        width, height = _grid_period(n_rows, n_cols, topology)
+        points = rng.uniform(-2.0, 2.0, size=(300, 2)) * [width, height]
+    elif topology == "rectangular":
+        points = rng.uniform(0.0, 1.0, size=(300, 2)) * [n_cols - 1, n_rows - 1]
+    else:  # the strip covered by triangles of units only
+        x = rng.uniform(0.5, n_cols - 1.0, size=300)
+        y = rng.uniform(0.0, (n_rows - 1) * SQRT3_2, size=300)
+        points = np.column_stack([x, y])
+    units, weights = _stencil(points, *grid)
+    delta = coords[units] - points[:, None, :]
+    if periodic:
+        delta -= np.round(delta / [width, height]) * [width, height]
+    assert_allclose(np.einsum("nv,nvd->nd", weights, delta), 0.0, atol=1e-9)
+
+
+@pytest.mark.parametrize("n_rows, n_cols, topology, periodic", PERIODIC_STENCIL_CASES)
+def test_interpolation_stencil_periodic_wrap_equals_in_range_position(
+    n_rows, n_cols, topology, periodic
+):
+    grid = (n_rows, n_cols, topology, periodic)
+    width, height = _grid_period(n_rows, n_cols, topology)
+    codebook = np.random.RandomState(2).normal(size=(n_rows * n_cols, 2))
+    points = np.random.RandomState(3).uniform(size=(50, 2)) * [width, height]
+    inside = _interpolate(points, codebook, *grid)
+    for k, j in [(1, 0), (0, -1), (-3, 2), (1000, -1000), (10**6, 10**6)]:
+        shifted = points + [k * width, j * height]
+        assert_allclose(
+            _interpolate(shifted, codebook, *grid), inside, rtol=0, atol=1e-6
+        )
+    # Exact multiples of the width beyond the int64 range: reduced before any
+    # conversion to integers.
+    on_seam = np.column_stack([np.zeros(50), points[:, 1]])
+    expected = _interpolate(on_seam, codebook, *grid)
+    for k in (2.0**62, 2.0**100, 2.0**1000):
+        shifted = on_seam + [k * width, 0.0]
+        assert_array_equal(_interpolate(shifted, codebook, *grid), expected)
+
+
+@pytest.mark.parametrize("n_rows, n_cols, topology, periodic", PLANAR_STENCIL_CASES)
+def test_interpolation_stencil_far_points_clamp_to_border(
+    n_rows, n_cols, topology, periodic
+):
+    grid = (n_rows, n_cols, topology, periodic)
+    codebook = np.random.RandomState(4).normal(size=(n_rows * n_cols, 2))
+    corner = {
+        (-1, -1): 0,
+        (1, -1): n_cols - 1,
+        (-1, 1): (n_rows - 1) * n_cols,
+        (1, 1): n_rows * n_cols - 1,
+    }
+    coords = _unit_coordinates(n_rows, n_cols, topology)
+    x_max, y_max = coords.max(axis=0)
+    for huge in (1e6, 1e19, 1e300, np.finfo(np.float64).max):
+        for (sx, sy), unit in corner.items():
+            got = _interpolate([[sx * huge, sy * huge]], codebook, *grid)
+            assert_array_equal(got[0], codebook[unit])
+        # Far off one side: the value at the nearest point of the border.
+        y_mid = 0.37 * y_max
+        assert_array_equal(
+            _interpolate([[huge, y_mid]], codebook, *grid),
+            _interpolate([[x_max, y_mid]], codebook, *grid),
+        )
+        assert_array_equal(
+            _interpolate([[0.3, -huge]], codebook, *grid),
+            _interpolate([[0.3, 0.0]], codebook, *grid),
+        )
+
+
+def test_interpolation_stencil_hexagonal_overflow_regression():
+    # int64 overflow made [[1e19, 1e19]] on a hexagonal map interpolate unit 0.
+    for n_rows in (3, 4):
+        units, weights = _stencil([[1e19, 1e19]], n_rows, 5, "hexagonal", False)
+        assert_array_equal(np.unique(units[weights > 0]), [n_rows * 5 - 1])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("topology", ["rectangular", "hexagonal"])
+def test_interpolation_stencil_rejects_non_finite(bad, topology):
+    with pytest.raises(ValueError, match="finite"):
+        _stencil([[0.5, 0.5], [bad, 0.0]], 4, 4, topology, True)
