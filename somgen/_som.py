@@ -28,8 +28,9 @@ from somgen._neighborhood import NEIGHBORHOODS, _neighborhood_weights
 from somgen._parallel import _effective_n_threads, _single_threaded_blas
 from somgen._schedules import DECAYS, _decay
 from somgen._topology import (
-    _HEX_DY,
     _are_adjacent,
+    _check_grid,
+    _interpolation_stencil,
     _pairwise_grid_sq_distances,
     _unit_coordinates,
 )
@@ -316,11 +317,7 @@ class SelfOrganizingMap(
     def _check_params_vs_input(self, n_features):
         """Checks that involve several parameters or the data; returns the
         resolved sigma range."""
-        if self.periodic and self.topology == "hexagonal" and self.n_rows % 2:
-            raise ValueError(
-                "A periodic hexagonal map needs an even number of rows so that the "
-                f"row offsets match across the seam; got n_rows={self.n_rows}."
-            )
+        _check_grid(self.n_rows, self.n_cols, self.topology, self.periodic)
         sigma_end = float(self.sigma_end)
         if self.sigma_start is None:
             sigma_start = max(max(self.n_rows, self.n_cols) / 2.0, sigma_end)
@@ -761,84 +758,3 @@ class SelfOrganizingMap(
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-
-
-def _interpolation_stencil(points, *, n_rows, n_cols, topology, periodic):
-    """Units and weights that interpolate the codebook at continuous positions.
-
-    Returns ``(units, weights)`` of shapes (n, 4) (rectangular, bilinear) or
-    (n, 3) (hexagonal, barycentric); weights are non-negative and sum to 1.
-    """
-    x, y = points[:, 0], points[:, 1]
-    if topology == "rectangular":
-        col0, fx = _split_axis(x, n_cols, periodic)
-        row0, fy = _split_axis(y, n_rows, periodic)
-        col1 = _neighbour_index(col0, n_cols, periodic)
-        row1 = _neighbour_index(row0, n_rows, periodic)
-        units = np.stack(
-            [
-                row0 * n_cols + col0,
-                row0 * n_cols + col1,
-                row1 * n_cols + col0,
-                row1 * n_cols + col1,
-            ],
-            axis=1,
-        )
-        weights = np.stack(
-            [(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], axis=1
-        )
-        return units, weights
-
-    # Hexagonal: axial lattice coordinates (q, r) with position q a + r b,
-    # a = (1, 0), b = (1/2, sqrt(3)/2); unit (row, col) has r = row,
-    # q = col - floor(row / 2).
-    r = y / _HEX_DY
-    r = np.where(np.abs(r - np.round(r)) < 1e-9, np.round(r), r)
-    q = x - r / 2.0
-    q = np.where(np.abs(q - np.round(q)) < 1e-9, np.round(q), q)
-    q0, r0 = np.floor(q), np.floor(r)
-    u, v = q - q0, r - r0
-    lower = u + v <= 1.0
-    vq = np.where(
-        lower[:, None],
-        np.stack([q0, q0 + 1, q0], axis=1),
-        np.stack([q0 + 1, q0 + 1, q0], axis=1),
-    )
-    vr = np.where(
-        lower[:, None],
-        np.stack([r0, r0, r0 + 1], axis=1),
-        np.stack([r0 + 1, r0, r0 + 1], axis=1),
-    )
-    weights = np.where(
-        lower[:, None],
-        np.stack([1 - u - v, u, v], axis=1),
-        np.stack([u + v - 1, 1 - v, 1 - u], axis=1),
-    )
-    rows = vr.astype(np.int64)
-    cols = (vq + np.floor(vr / 2.0)).astype(np.int64)
-    if periodic:
-        rows %= n_rows
-        cols %= n_cols
-    else:
-        rows = np.clip(rows, 0, n_rows - 1)
-        cols = np.clip(cols, 0, n_cols - 1)
-    return rows * n_cols + cols, weights
-
-
-def _split_axis(t, n, periodic):
-    """Integer cell and fractional offset of coordinates along one grid axis."""
-    if n == 1:
-        return np.zeros(t.shape, dtype=np.int64), np.zeros(t.shape)
-    if periodic:
-        t = np.mod(t, n)
-        i0 = np.minimum(np.floor(t), n - 1)
-    else:
-        t = np.clip(t, 0, n - 1)
-        i0 = np.minimum(np.floor(t), n - 2)
-    return i0.astype(np.int64), t - i0
-
-
-def _neighbour_index(i0, n, periodic):
-    if n == 1:
-        return i0
-    return (i0 + 1) % n if periodic else i0 + 1

@@ -211,3 +211,20 @@ def test_som_memory_is_input_plus_chunks(dtype, monkeypatch):
         finally:
             tracemalloc.stop()
         assert peak < 0.4 * X.nbytes, (name, peak / X.nbytes)
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+@pytest.mark.parametrize("topology", ["rectangular", "hexagonal"])
+def test_som_inverse_transform_huge_coordinates_clamp_or_wrap(topology, periodic):
+    # inverse_transform([[1e19, 1e19]]) on a hexagonal map returned unit 0
+    # (int64 overflow).
+    X = np.random.RandomState(9).normal(size=(300, 3))
+    som = SelfOrganizingMap(
+        6, 6, topology=topology, periodic=periodic, random_state=0
+    ).fit(X)
+    out = som.inverse_transform([[1e19, 1e19], [-1e300, 1e300]])
+    assert np.all(np.isfinite(out))
+    if not periodic:
+        # Clamped to the top-right and top-left corner units of the grid.
+        assert_allclose(out[0], som.codebook_[-1])
+        assert_allclose(out[1], som.codebook_[-6])
