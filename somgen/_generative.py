@@ -11,10 +11,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from somgen._mixture import (
     _compute_precision_cholesky,
     _conditional_impute,
+    _dirichlet_weights,
     _estimate_covariances,
-    _estimate_log_resp,
     _n_parameters,
     _pinned_em,
+    _predict,
+    _predict_proba,
     _sample,
     _score_samples_chunked,
 )
@@ -52,9 +54,10 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
     ----------
     som : SelfOrganizingMap or FrozenEstimator, default=None
         The map. It is cloned and fitted in :meth:`fit`; its parameters can be
-        tuned as ``som__<name>``. ``None`` uses ``SelfOrganizingMap()`` seeded
-        from ``random_state``. To reuse an already fitted map without refitting
-        it, wrap it in :class:`sklearn.frozen.FrozenEstimator`.
+        tuned as ``som__<name>``. ``None`` uses ``SelfOrganizingMap()`` with a
+        ``random_state`` drawn from this model's ``random_state``. To reuse an
+        already fitted map without refitting it, wrap it in
+        :class:`sklearn.frozen.FrozenEstimator`.
 
     covariance_type : {"spherical", "diag", "tied", "full"}, default="diag"
         Covariance structure, with the same shapes as in
@@ -98,8 +101,13 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         Non-negative regularisation added to the diagonal of every covariance.
 
     random_state : int, RandomState instance or None, default=None
-        Seeds the default map, the dequantization noise of ``latent_density`` and
-        :meth:`sample` (unless ``sample`` gets its own ``random_state``).
+        Seeds the dequantization noise of ``latent_density`` and the draws of
+        :meth:`sample` (unless ``sample`` gets its own ``random_state``). With
+        ``som=None`` it also seeds the default map, but that map (batch training
+        from a PCA initialisation) draws random numbers only for the randomized
+        PCA of data with very many features: otherwise it is the same for every
+        seed. A ``som`` passed in keeps its own ``random_state``. Weights,
+        covariances and EM are deterministic given the map.
 
     Attributes
     ----------
@@ -296,8 +304,7 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
 
         if self.latent_density is None:
             hits = np.bincount(units, minlength=n_units)
-            alpha = self.weight_concentration
-            weights = (hits + alpha) / (len(X) + n_units * alpha)
+            weights = _dirichlet_weights(hits, self.weight_concentration)
             self.latent_density_ = None
         else:
             weights, self.latent_density_ = self._latent_weights(
@@ -371,7 +378,10 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         Returns
         -------
         log_density : ndarray of shape (n_samples,)
-            ``log p(x)``, float64, computed with log-sum-exp by chunks.
+            ``log p(x)``, float64, computed with log-sum-exp by chunks and exact
+            to about 1e-7 nats (distances whose matrix-product form could lose
+            accuracy are recomputed directly); ``-inf`` where the density
+            underflows, never NaN.
         """
         X = self._check_X(X)
         return _score_samples_chunked(
@@ -414,23 +424,26 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_units)
-            ``p(k | x)``; rows sum to 1.
+            ``p(k | x)``; rows sum to 1 for any finite input. A sample so far
+            away that every density underflows gets the limit of the posterior
+            along its direction. Beyond this array, memory is
+            ``O(chunk_size * n_units)``.
         """
         X = self._check_X(X)
-        log_resp, _ = _estimate_log_resp(
+        return _predict_proba(
             X,
             self.weights_,
             self.means_,
             self.precisions_cholesky_,
             self.covariance_type,
         )
-        return np.exp(log_resp)
 
     def predict(self, X):
         """Most probable unit of each sample under the mixture.
 
         This can differ from the map's best-matching unit, which ignores the
-        weights and covariances.
+        weights and covariances. Computed by chunks: no (n_samples, n_units)
+        matrix is formed.
 
         Parameters
         ----------
@@ -442,7 +455,14 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         units : ndarray of shape (n_samples,)
             Row-major unit index.
         """
-        return self.predict_proba(X).argmax(axis=1)
+        X = self._check_X(X)
+        return _predict(
+            X,
+            self.weights_,
+            self.means_,
+            self.precisions_cholesky_,
+            self.covariance_type,
+        )
 
     def sample(self, n_samples=1, *, units=None, random_state=None):
         """Draw samples from the fitted density.
@@ -508,7 +528,12 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         """
         X = self._check_X(X, ensure_all_finite="allow-nan")
         return _conditional_impute(
-            X, self.weights_, self.means_, self.covariances_, self.covariance_type
+            X,
+            self.weights_,
+            self.means_,
+            self.covariances_,
+            self.covariance_type,
+            precisions_cholesky=self.precisions_cholesky_,
         )
 
     def _n_parameters(self):

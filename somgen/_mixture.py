@@ -23,6 +23,18 @@ covariance_type    covariances     precisions_cholesky
 For ``'full'`` and ``'tied'``, ``P`` is the transposed inverse of the lower
 Cholesky factor of the covariance, hence upper triangular.
 
+Exactness and cost
+------------------
+Every pass over the data goes by chunks of rows (memory ``O(chunk * K)``),
+shared by threads with BLAS on one thread, and its matrix products expand the
+Mahalanobis distances around the mean of the means. Each chunk carries a
+rounding-error bound of its expanded distances and scatters; where the bound is
+not small, the entries that matter are recomputed directly from ``x - mu_k``.
+Log-densities are thereby exact to about 1e-7 nats beyond the relative rounding
+of the distances themselves, posteriors sum to one for any finite input, and
+samples so far away that every density underflows get the limit of the
+posterior (see :func:`_outlier_log_prob`).
+
 Penalised objective of the pinned-means EM
 ------------------------------------------
 With ``s`` the shrinkage, ``alpha`` the weight concentration, ``r`` the
@@ -58,15 +70,32 @@ small ``reg_covar``. ``'diag'`` and ``'spherical'`` restrict the prior to their
 parameters; ``'tied'`` has a single covariance and a single prior term.
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy import linalg
-from scipy.special import logsumexp
+
+from somgen._parallel import _effective_n_threads, _single_threaded_blas
 
 _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 # Largest number of float64 values held by the per-chunk temporaries of a kernel
-# when the caller does not choose a chunk size (32 MiB).
-_CHUNK_FLOATS = 2**22
+# when the caller does not choose a chunk size (16 MiB: below glibc's 32 MiB mmap
+# threshold, so that the allocator reuses the block from one chunk to the next).
+_CHUNK_FLOATS = 2**21
+
+# Calls whose temporaries hold fewer values run in the calling thread as they are.
+_SMALL_CALL_FLOATS = 2**16
+
+# Values held by the (rows, n_components * rank) products of full covariances:
+# 1 MiB, so that they are still in cache when squared and summed.
+_SUB_CHUNK_FLOATS = 2**17
+
+# Relative accuracy required of a scatter expanded into matrix products before
+# it is recomputed directly. The M-step maximises the objective, so a relative
+# error rho in a covariance costs O(rho^2) in the objective; 1e-8 keeps the
+# covariances, hence the log-densities, exact to far below statistical noise.
+_SCATTER_RTOL = 1e-8
 
 
 def _check_covariance_type(covariance_type):
@@ -89,6 +118,29 @@ def _chunks(n_samples, row_floats, chunk_size=None):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}.")
     for start in range(0, n_samples, chunk_size):
         yield slice(start, min(start + chunk_size, n_samples))
+
+
+def _map_row_chunks(func, n_samples, row_floats, chunk_size=None):
+    """``[func(rows) for rows in _chunks(...)]``, computed by a pool of threads.
+
+    As in :mod:`somgen._parallel`, BLAS runs on one thread inside the chunks
+    (multi-threaded BLAS on chunk-sized products gains little and collapses on
+    a loaded machine) and the chunks are shared by threads, since matrix
+    products and large ufuncs release the GIL. Results come back in chunk order
+    and each chunk is computed the same way whatever the thread count, so sums
+    reduced from them do not depend on it.
+    """
+    slices = list(_chunks(n_samples, row_floats, chunk_size))
+    if n_samples * row_floats <= _SMALL_CALL_FLOATS:
+        # Too small for BLAS threads to matter: skip the pool and the pin,
+        # whose fixed cost (a fraction of a millisecond) would dominate.
+        return [func(rows) for rows in slices]
+    n_threads = min(_effective_n_threads(None), len(slices))
+    with _single_threaded_blas():
+        if n_threads <= 1:
+            return [func(rows) for rows in slices]
+        with ThreadPoolExecutor(max_workers=n_threads) as pool:
+            return list(pool.map(func, slices))
 
 
 def _log_weights(weights):
@@ -207,14 +259,546 @@ def _precision_trace(precisions_cholesky, covariance_type, n_features):
     return n_features * squares
 
 
+# ---------------------------------------------------------------------------
+# Exact log-densities by chunks of matrix products
+# ---------------------------------------------------------------------------
+#
+# The Mahalanobis distances are expanded into matrix products (one GEMM per
+# chunk) around the mean of the means. An expanded sum cancels when samples and
+# means lie far from that centre compared with the spread of the components, so
+# each chunk also gets a cheap bound of the rounding error of its expanded
+# distances: Higham's bound for sums of products (Accuracy and Stability of
+# Numerical Algorithms, 2nd ed., section 3.1), with Cauchy-Schwarz on the cross
+# terms. Where the bound exceeds _LOG_PROB_TOL, the distances to the components
+# that can matter are recomputed directly from ``x - mu_k``; rows so far away
+# that the distances overflow get the limit of the posterior instead.
+
+# Largest error tolerated on a log-density computed in expanded form, in nats.
+_LOG_PROB_TOL = 1e-7
+
+# A component whose weighted log-density lies this many nats below the best one
+# of a row weighs less than exp(-50) < 2e-22 relative to it: negligible in the
+# log-likelihood and in the posterior of the row.
+_NEGLIGIBLE_NATS = 50.0
+
+
+def _rounding_factor(n_terms):
+    """Bound on the relative rounding error of a sum of ``n_terms`` products.
+
+    A generous form of Higham's ``gamma_n = n u / (1 - n u)`` (``u = eps / 2``):
+    ``(n_terms + 8) * eps`` also covers the few roundings made when the operands
+    are centred, squared or scaled.
+    """
+    return (n_terms + 8) * np.finfo(np.float64).eps
+
+
+def _abs_norm_bound(matrices):
+    """Upper bound of the spectral norm of ``|A|``, for each matrix of a stack.
+
+    ``sqrt(||A||_1 ||A||_inf)`` bounds ``|| |x| @ |A| ||_2 / ||x||_2``, hence the
+    rounding error of ``x @ A`` relative to that of the sums of its products.
+    """
+    absolute = np.abs(matrices)
+    max_col = absolute.sum(axis=-2).max(axis=-1)
+    max_row = absolute.sum(axis=-1).max(axis=-1)
+    return np.sqrt(max_col * max_row)
+
+
+def _gaussian_terms(
+    means,
+    precisions_cholesky,
+    covariance_type,
+    *,
+    log_weights=None,
+    log_det=None,
+    deflation=None,
+):
+    """Constants of the chunked log-density kernel, computed once per model.
+
+    Parameters
+    ----------
+    means : ndarray of shape (n_components, n_features)
+
+    precisions_cholesky : ndarray
+        As returned by :func:`_compute_precision_cholesky`. For ``'full'`` and
+        ``'tied'``, any factor ``F`` with ``F @ F.T`` the precision matrix is
+        accepted, rectangular ones of shape ([n_components,] n_features, rank)
+        included (then ``log_det`` must be given).
+
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    log_weights : ndarray of shape (n_components,), default=None
+        Added to every log-density (``-inf`` marks a component that is never
+        used). None gives the log-densities of the components themselves.
+
+    log_det : ndarray of shape (n_components,) or float, default=None
+        ``-log det(Sigma_k) / 2``; by default, from the diagonal of the
+        triangular factors.
+
+    deflation : ndarray of shape (n_components, rank, n_deflated), default=None
+        ``'full'`` only: orthonormal columns ``Q_k``; the distances become
+        ``|(I - Q_k Q_k^T) F_k^T (x - mu_k)|^2``, whose precision ``F_k (I -
+        Q_k Q_k^T) F_k^T`` is a Schur complement (see :func:`_pattern_terms`).
+
+    Returns
+    -------
+    terms : dict
+        Arrays used by :func:`_log_prob_chunk`: ``gemm`` is the right operand of
+        the chunk's matrix product, ``bias`` the constant of each component.
+    """
+    means = np.asarray(means, dtype=np.float64)
+    factors = np.asarray(precisions_cholesky, dtype=np.float64)
+    n_components, n_features = means.shape
+    if log_det is None:
+        log_det = _log_det_precision_cholesky(factors, covariance_type, n_features)
+    bias = np.broadcast_to(
+        log_det - 0.5 * n_features * np.log(2.0 * np.pi), (n_components,)
+    ).astype(np.float64)
+    if log_weights is not None:
+        bias = bias + log_weights
+    live = np.isfinite(bias)
+    live_bias = np.where(live, bias, 0.0)
+    shift = means.mean(axis=0)
+    centred = means - shift
+    terms = {
+        "covariance_type": covariance_type,
+        "means": means,
+        "factors": factors,
+        "shift": shift,
+        "bias": bias,
+        "live": live,
+        "dead": np.flatnonzero(~live),
+    }
+    # For each layout, the log-density is the product of a per-sample "design"
+    # row (built in _expanded_log_prob) with the columns of ``gemm``.
+    if covariance_type == "diag":
+        precisions = factors**2
+        weighted = centred * precisions
+        sq_norm = np.einsum("kj,kj->k", centred, weighted)
+        gemm = np.vstack([-0.5 * precisions.T, weighted.T, live_bias - 0.5 * sq_norm])
+        terms.update(
+            precision_max=precisions.max(axis=0),
+            mean_radius=np.sqrt(sq_norm.max()),
+            gamma=_rounding_factor(2 * n_features + 1),
+        )
+    elif covariance_type == "spherical":
+        precisions = factors**2
+        sq_norm = np.einsum("kj,kj->k", centred, centred)
+        gemm = np.vstack(
+            [
+                (centred * precisions[:, np.newaxis]).T,
+                -0.5 * precisions,
+                live_bias - 0.5 * precisions * sq_norm,
+            ]
+        )
+        terms.update(
+            root_precision_max=np.sqrt(precisions.max()),
+            mean_radius=np.sqrt((precisions * sq_norm).max()),
+            gamma=_rounding_factor(n_features + 2),
+        )
+    elif covariance_type == "tied":
+        projected = centred @ factors
+        sq_norm = np.einsum("kj,kj->k", projected, projected)
+        gemm = np.vstack(
+            [projected.T, np.full(n_components, -0.5), live_bias - 0.5 * sq_norm]
+        )
+        terms.update(
+            norm_bound=_abs_norm_bound(factors),
+            mean_radius=np.sqrt(np.einsum("kj,kj->k", centred, centred).max()),
+            gamma=_rounding_factor(n_features + factors.shape[1] + 2),
+        )
+    else:
+        rank = factors.shape[2]
+        gemm = np.ascontiguousarray(factors.transpose(1, 0, 2)).reshape(
+            n_features, n_components * rank
+        )
+        norm_bound = _abs_norm_bound(factors)
+        terms.update(
+            projected_means=np.einsum("kj,kjl->kl", centred, factors).ravel(),
+            norm_bound=norm_bound,
+            mean_bound=norm_bound * np.sqrt(np.einsum("kj,kj->k", centred, centred)),
+            live_bias=live_bias,
+            rank=rank,
+            deflation=deflation,
+            gamma=_rounding_factor(n_features + 1),
+        )
+    terms["gemm"] = np.ascontiguousarray(gemm)
+    if covariance_type != "full":
+        # The bias is summed with the other products of the GEMM.
+        terms["bias_bound"] = 2.0 * np.abs(gemm[-1]).max()
+    return terms
+
+
+def _deflate(y, deflation):
+    """``y_ik <- (I - Q_k Q_k^T) y_ik`` in place, ``y`` of shape (n, K, rank)."""
+    coefficients = np.einsum("ikr,krm->ikm", y, deflation)
+    y -= np.einsum("ikm,krm->ikr", coefficients, deflation)
+
+
+def _row_floats(terms):
+    """Floats held per sample by the temporaries of :func:`_log_prob_chunk`."""
+    n_components, n_features = terms["means"].shape
+    if terms["covariance_type"] == "full":
+        # Log-densities, error bounds and a mask; the (rows, K * rank) product
+        # is computed by sub-chunks.
+        return 4 * n_components + 2 * n_features
+    # Log-densities and one temporary as large, the centred samples and the
+    # design rows.
+    return 2 * n_components + n_features + terms["gemm"].shape[0]
+
+
+def _expanded_log_prob(X, terms, out=None):
+    """Log-densities of a chunk in expanded form, with a bound of their error.
+
+    Returns
+    -------
+    log_prob : ndarray of shape (n_samples, n_components)
+        Weighted log-densities; ``-inf`` for the dead components.
+
+    error : ndarray of shape (n_samples,) or (n_samples, n_components)
+        Bound of the rounding error of the Mahalanobis distances (twice the
+        bound in nats), per sample or per entry.
+
+    design : ndarray or None
+        Left operand of the GEMM (``[x^2, x, 1]`` for ``'diag'``, ``[x, |x|^2,
+        1]`` for ``'spherical'``, centred), reused by the E-step.
+    """
+    covariance_type = terms["covariance_type"]
+    gamma = terms["gamma"]
+    X_centred = X - terms["shift"]
+    n_samples, n_features = X_centred.shape
+    design = None
+    if covariance_type == "diag":
+        design = np.empty((n_samples, 2 * n_features + 1))
+        np.square(X_centred, out=design[:, :n_features])
+        design[:, n_features:-1] = X_centred
+        design[:, -1] = 1.0
+        log_prob = np.matmul(design, terms["gemm"], out=out)
+        radius = np.sqrt(design[:, :n_features] @ terms["precision_max"])
+        error = gamma * ((radius + terms["mean_radius"]) ** 2 + terms["bias_bound"])
+    elif covariance_type == "spherical":
+        design = np.empty((n_samples, n_features + 2))
+        design[:, :n_features] = X_centred
+        np.einsum("ij,ij->i", X_centred, X_centred, out=design[:, n_features])
+        design[:, -1] = 1.0
+        log_prob = np.matmul(design, terms["gemm"], out=out)
+        radius = terms["root_precision_max"] * np.sqrt(design[:, n_features])
+        error = gamma * ((radius + terms["mean_radius"]) ** 2 + terms["bias_bound"])
+    elif covariance_type == "tied":
+        projected = X_centred @ terms["factors"]
+        rank = projected.shape[1]
+        design = np.empty((n_samples, rank + 2))
+        design[:, :rank] = projected
+        np.einsum("ij,ij->i", projected, projected, out=design[:, rank])
+        design[:, -1] = 1.0
+        log_prob = np.matmul(design, terms["gemm"], out=out)
+        # Expansion, projection of the samples and of the means: 3 gamma R^2.
+        radius = terms["norm_bound"] * (
+            np.sqrt(np.einsum("ij,ij->i", X_centred, X_centred)) + terms["mean_radius"]
+        )
+        error = gamma * (4.0 * radius**2 + terms["bias_bound"])
+        design = None  # the E-step works on the centred samples instead
+    else:
+        n_components = terms["means"].shape[0]
+        rank = terms["rank"]
+        log_prob = np.empty((n_samples, n_components)) if out is None else out
+        error = np.empty((n_samples, n_components))
+        norms = np.sqrt(np.einsum("ij,ij->i", X_centred, X_centred))
+        # Sub-chunks of about 1 MiB stay in cache from the product to the sums.
+        step = max(1, _SUB_CHUNK_FLOATS // (n_components * rank))
+        for start in range(0, n_samples, step):
+            rows = slice(start, start + step)
+            y = X_centred[rows] @ terms["gemm"]
+            y -= terms["projected_means"]
+            if terms["deflation"] is not None:
+                _deflate(y.reshape(-1, n_components, rank), terms["deflation"])
+            np.square(y, out=y)
+            # Row sums of the squares as a matrix-vector product (BLAS).
+            maha = (y.reshape(-1, rank) @ np.ones(rank)).reshape(-1, n_components)
+            # Absolute error of the projected differences, then of their norms.
+            delta = gamma * (
+                norms[rows, np.newaxis] * terms["norm_bound"] + terms["mean_bound"]
+            )
+            error[rows] = delta * (2.0 * np.sqrt(maha) + 3.0 * delta)
+            np.multiply(maha, -0.5, out=log_prob[rows])
+            log_prob[rows] += terms["live_bias"]
+        error[:, terms["dead"]] = 0.0
+    log_prob[:, terms["dead"]] = -np.inf
+    return log_prob, error, design
+
+
+def _log_prob_chunk(X, terms, *, window, out=None):
+    """Weighted log-densities of one chunk, exact wherever they matter.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+
+    terms : dict
+        From :func:`_gaussian_terms`.
+
+    window : float
+        Entries more than ``window`` nats below the best of their row may be
+        left inexact (they are set to ``-inf`` when recomputing a row); ``inf``
+        makes every entry exact.
+
+    out : ndarray of shape (n_samples, n_components), default=None
+        Where to write the log-densities.
+
+    Returns
+    -------
+    log_prob : ndarray of shape (n_samples, n_components)
+        ``log pi_k + log N(x_i | mu_k, Sigma_k)`` minus ``offset``.
+
+    offset : ndarray of shape (n_samples,) or None
+        None, or a per-sample constant to add to ``log_prob``: ``-inf`` for the
+        samples so far from every component that all their log-densities are
+        ``-inf``, whose ``log_prob`` then holds the limit of the posterior
+        log-odds, and 0 elsewhere.
+
+    design : ndarray or None
+        See :func:`_expanded_log_prob`.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        log_prob, error, design = _expanded_log_prob(X, terms, out=out)
+        tol = 2.0 * _LOG_PROB_TOL
+        if error.ndim == 1:
+            suspect = np.flatnonzero(~(error <= tol))
+        else:
+            suspect = np.flatnonzero(~np.all(error <= tol, axis=1))
+        offset = None
+        if suspect.size:
+            offset = _refine_log_prob(X, log_prob, error, suspect, terms, window)
+    return log_prob, offset, design
+
+
+def _refine_log_prob(X, log_prob, error, rows, terms, window):
+    """Recompute in place the entries of ``rows`` that may be inexact.
+
+    Returns the ``offset`` of :func:`_log_prob_chunk`, or None.
+    """
+    live = terms["live"]
+    approx = log_prob[rows]
+    half = 0.5 * (error[rows] if error.ndim == 2 else error[rows, np.newaxis])
+    half = np.broadcast_to(half, approx.shape)
+    finite = np.all(np.isfinite(half[:, live]), axis=1) & np.all(
+        np.isfinite(approx[:, live]), axis=1
+    )
+    offset = None
+    if not finite.all():
+        # Overflow in the expanded form: these rows are recomputed whole.
+        far = rows[~finite]
+        relative, far_offset = _outlier_log_prob(X[far], terms)
+        log_prob[far] = relative
+        if np.any(far_offset != 0.0):
+            offset = np.zeros(log_prob.shape[0])
+            offset[far] = far_offset
+        rows, approx, half = rows[finite], approx[finite], half[finite]
+    if rows.size == 0:
+        return offset
+
+    need = half > _LOG_PROB_TOL
+    if np.isfinite(window):
+        # Upper bounds within ``window`` of the best lower bound can matter.
+        lower = np.max(approx - half, axis=1)
+        matter = approx + half >= (lower - window)[:, np.newaxis]
+        need &= matter
+        negligible = ~matter
+        negligible[:, ~live] = False
+        log_prob[rows] = np.where(negligible, -np.inf, approx)
+    need[:, ~live] = False
+    row_index, components = np.nonzero(need)
+    if row_index.size:
+        row_index = rows[row_index]
+        maha = _direct_mahalanobis(X, row_index, components, terms)
+        log_prob[row_index, components] = terms["bias"][components] - 0.5 * maha
+    return offset
+
+
+def _direct_mahalanobis(X, rows, components, terms):
+    """Mahalanobis distances of the pairs ``(X[rows[i]], components[i])``.
+
+    Computed from the differences ``x - mu_k``, without expansion, by batches
+    of pairs.
+    """
+    covariance_type = terms["covariance_type"]
+    means, factors = terms["means"], terms["factors"]
+    n_features = means.shape[1]
+    maha = np.empty(rows.size)
+    if covariance_type == "full":
+        order = np.argsort(components, kind="stable")
+        sorted_components = components[order]
+        starts = np.flatnonzero(np.diff(sorted_components, prepend=-1))
+        ends = np.append(starts[1:], order.size)
+        for start, end in zip(starts, ends, strict=True):
+            k = sorted_components[start]
+            pairs = order[start:end]
+            y = (X[rows[pairs]] - means[k]) @ factors[k]
+            if terms.get("deflation") is not None:
+                _deflate(y[:, np.newaxis], terms["deflation"][k : k + 1])
+            maha[pairs] = np.einsum("ij,ij->i", y, y)
+        return maha
+    step = max(1, _CHUNK_FLOATS // (4 * n_features))
+    for start in range(0, rows.size, step):
+        batch = slice(start, start + step)
+        k = components[batch]
+        diff = X[rows[batch]] - means[k]
+        if covariance_type == "diag":
+            diff *= factors[k]
+        elif covariance_type == "tied":
+            diff = diff @ factors
+        maha[batch] = np.einsum("ij,ij->i", diff, diff)
+        if covariance_type == "spherical":
+            maha[batch] *= factors[k] ** 2
+    return maha
+
+
+def _outlier_log_prob(X, terms):
+    """Log-densities of samples whose expanded distances overflow.
+
+    Each row is scaled by a power of two ``s = 2^-e`` (exactly) to the order of
+    one, and the distances ``maha_k = |P_k^T (s x - s mu_k)|^2 / s^2`` are
+    computed directly. Where every one of them overflows, the posterior is the
+    limit of the exact one as the terms of ``maha_k = |y_k|^2 / s^2 - 2 y_k .
+    m_k / s + |m_k|^2`` (``y_k = P_k^T s x``, ``m_k = P_k^T mu_k``) separate: the
+    components with the smallest ``|y_k|^2`` win, among them those with the
+    largest ``y_k . m_k``, and exact ties are shared by weight and normaliser.
+
+    Returns ``(log_prob, offset)`` as :func:`_log_prob_chunk` does.
+    """
+    covariance_type = terms["covariance_type"]
+    means, factors = terms["means"], terms["factors"]
+    bias, live = terms["bias"], terms["live"]
+    n_samples, n_features = X.shape
+    n_components = means.shape[0]
+
+    def project(diff):
+        # P_k^T d for every (row, component) pair of a (rows, K, d) stack.
+        if covariance_type == "diag":
+            return diff * factors
+        if covariance_type == "spherical":
+            return diff * factors[:, np.newaxis]
+        if covariance_type == "tied":
+            return diff @ factors
+        y = np.einsum("ikj,kjl->ikl", diff, factors)
+        if terms.get("deflation") is not None:
+            _deflate(y, terms["deflation"])
+        return y
+
+    log_prob = np.empty((n_samples, n_components))
+    offset = np.zeros(n_samples)
+    step = max(1, _CHUNK_FLOATS // (4 * n_components * n_features))
+    for start in range(0, n_samples, step):
+        rows = slice(start, start + step)
+        _, exponent = np.frexp(np.max(np.abs(X[rows]), axis=1))
+        exponent = np.maximum(exponent, 0)[:, np.newaxis]
+        scaled = np.ldexp(X[rows], -exponent)
+        diff = scaled[:, np.newaxis, :] - np.ldexp(means, -exponent[:, :, np.newaxis])
+        y = project(diff)
+        maha = np.ldexp(np.einsum("ikl,ikl->ik", y, y), 2 * exponent)
+        block = bias - 0.5 * maha
+        gone = ~np.any(block[:, live] > -np.inf, axis=1)
+        if gone.any():
+            y = project(np.broadcast_to(scaled[gone, np.newaxis, :], diff[gone].shape))
+            projected_means = project(means[np.newaxis])[0]
+            A = np.einsum("ikl,ikl->ik", y, y)
+            B = np.einsum("ikl,kl->ik", y, projected_means)
+            C = np.einsum("kl,kl->k", projected_means, projected_means)
+            A[:, ~live] = np.inf
+            tie = A == A.min(axis=1, keepdims=True)
+            B_best = np.where(tie, B, -np.inf).max(axis=1, keepdims=True)
+            block[gone] = np.where(
+                tie, bias - 0.5 * C + np.ldexp(B - B_best, exponent[gone]), -np.inf
+            )
+            offset[start + np.flatnonzero(gone)] = -np.inf
+        log_prob[rows] = block
+    return log_prob, offset
+
+
+def _map_log_prob(X, terms, func, *, window, chunk_size=None, out=None):
+    """Apply ``func(rows, log_prob, offset, design)`` to every chunk of ``X``.
+
+    The arguments after ``rows`` are those returned by :func:`_log_prob_chunk`;
+    ``out`` (n_samples, n_components) receives the log-densities, chunk by
+    chunk, if given. Returns the results of ``func`` in chunk order.
+    """
+
+    def task(rows):
+        chunk_out = None if out is None else out[rows]
+        chunk = _log_prob_chunk(X[rows], terms, window=window, out=chunk_out)
+        return func(rows, *chunk)
+
+    return _map_row_chunks(task, X.shape[0], _row_floats(terms), chunk_size)
+
+
+# Rows whose largest log-density lies within this many nats of zero are
+# exponentiated as they are, which saves a pass; the others are shifted by their
+# maximum first.
+_EXP_SAFE_NATS = 40.0
+
+# exp() of an argument below about -708 has a subnormal or zero result and takes
+# libm's slow path (6 to 40 times slower than the normal range). Arguments are
+# floored at -700 instead and exp(-700) is subtracted: the floored entries give
+# exactly 0, as exp() of them would (to within 1e-304), and the others move by at
+# most 1e-304, below 1e-286 of the row's largest term.
+_EXP_FLOOR = -700.0
+_EXP_FLOOR_VALUE = float(np.exp(_EXP_FLOOR))
+
+
+def _exp_rows(log_prob):
+    """``exp(L - c)`` in place with a per-row shift ``c``; returns ``c``.
+
+    ``c`` is 0 for the rows whose maximum is within ``_EXP_SAFE_NATS`` of zero,
+    their maximum for the others. Entries more than 660 nats below their row's
+    maximum become exactly 0 (see ``_EXP_FLOOR``).
+    """
+    shift = log_prob.max(axis=1)
+    shift[np.abs(shift) <= _EXP_SAFE_NATS] = 0.0
+    if np.any(shift):
+        log_prob -= shift[:, np.newaxis]
+    np.maximum(log_prob, _EXP_FLOOR, out=log_prob)
+    np.exp(log_prob, out=log_prob)
+    log_prob -= _EXP_FLOOR_VALUE
+    return shift
+
+
+def _normalise_rows(log_prob, offset=None):
+    """Turn weighted log-densities into posteriors, in place.
+
+    Each row becomes ``exp(L - c) / sum(exp(L - c))`` (see :func:`_exp_rows`),
+    which sums to one whatever the magnitude of ``L``. Returns the
+    log-normaliser of each row, ``log sum_k exp(L_k)`` (plus ``offset``).
+    """
+    shift = _exp_rows(log_prob)
+    total = log_prob.sum(axis=1)
+    log_prob *= (1.0 / total)[:, np.newaxis]
+    log_norm = np.log(total)
+    log_norm += shift
+    if offset is not None:
+        log_norm += offset
+    return log_norm
+
+
+def _logsumexp_rows(log_prob, offset=None):
+    """``log sum_k exp(L_k)`` of each row (plus ``offset``); overwrites ``L``."""
+    shift = _exp_rows(log_prob)
+    log_norm = np.log(log_prob.sum(axis=1))
+    log_norm += shift
+    if offset is not None:
+        log_norm += offset
+    return log_norm
+
+
 def _estimate_log_gaussian_prob(
     X, means, precisions_cholesky, covariance_type, *, chunk_size=None
 ):
     """Log-density of every sample under every Gaussian component.
 
-    The Mahalanobis distances are obtained from matrix products (one GEMM per
-    chunk of samples) on data shifted by the mean of the means, which removes a
-    common offset before the products are expanded.
+    The Mahalanobis distances come from matrix products (one GEMM per chunk of
+    samples) on data centred on the mean of the means; entries whose rounding
+    error bound exceeds ``_LOG_PROB_TOL`` are recomputed directly, so every entry
+    is exact to about 1e-7 nats beyond the relative rounding of the distance
+    itself.
 
     Parameters
     ----------
@@ -233,84 +817,51 @@ def _estimate_log_gaussian_prob(
     Returns
     -------
     log_prob : ndarray of shape (n_samples, n_components)
-        ``log N(x_i | mu_k, Sigma_k)``.
+        ``log N(x_i | mu_k, Sigma_k)``; ``-inf`` where it underflows.
     """
     _check_covariance_type(covariance_type)
-    n_samples, n_features = X.shape
-    n_components = means.shape[0]
-    log_det = _log_det_precision_cholesky(
-        precisions_cholesky, covariance_type, n_features
-    )
-    constant = log_det - 0.5 * n_features * np.log(2.0 * np.pi)
-
-    shift = means.mean(axis=0)
-    centred_means = means - shift
-    if covariance_type == "full":
-        # One GEMM against all K factors side by side: (d, K * d).
-        stacked = np.ascontiguousarray(precisions_cholesky.transpose(1, 0, 2)).reshape(
-            n_features, n_components * n_features
-        )
-        projected_means = np.einsum(
-            "kj,kjl->kl", centred_means, precisions_cholesky
-        ).ravel()
-        row_floats = 2 * n_components * n_features
-    elif covariance_type == "tied":
-        projected_means = centred_means @ precisions_cholesky
-        sq_norm_means = np.einsum("kj,kj->k", projected_means, projected_means)
-        row_floats = 2 * n_components + n_features
-    elif covariance_type == "diag":
-        precisions = precisions_cholesky**2
-        weighted_means = centred_means * precisions
-        sq_norm_means = np.einsum("kj,kj->k", centred_means, weighted_means)
-        row_floats = 3 * n_components + n_features
-    else:
-        precisions = precisions_cholesky**2
-        sq_norm_means = np.einsum("kj,kj->k", centred_means, centred_means)
-        row_floats = 2 * n_components + n_features
-
-    log_prob = np.empty((n_samples, n_components))
-    for rows in _chunks(n_samples, row_floats, chunk_size):
-        Xc = X[rows] - shift
-        if covariance_type == "full":
-            y = Xc @ stacked
-            y -= projected_means
-            y *= y
-            maha = y.reshape(-1, n_components, n_features).sum(axis=2)
-        elif covariance_type == "tied":
-            y = Xc @ precisions_cholesky
-            maha = -2.0 * (y @ projected_means.T)
-            maha += np.einsum("ij,ij->i", y, y)[:, np.newaxis]
-            maha += sq_norm_means
-        elif covariance_type == "diag":
-            maha = (Xc * Xc) @ precisions.T
-            maha -= 2.0 * (Xc @ weighted_means.T)
-            maha += sq_norm_means
-        else:
-            maha = -2.0 * (Xc @ centred_means.T)
-            maha += np.einsum("ij,ij->i", Xc, Xc)[:, np.newaxis]
-            maha += sq_norm_means
-            maha *= precisions
-        # The expanded forms can dip below zero by rounding.
-        np.maximum(maha, 0.0, out=maha)
-        log_prob[rows] = constant - 0.5 * maha
-    return log_prob
+    terms = _gaussian_terms(means, precisions_cholesky, covariance_type)
+    return _fill_log_prob(X, terms, chunk_size)
 
 
-def _estimate_weighted_log_prob(
-    X, weights, means, precisions_cholesky, covariance_type, *, chunk_size=None
+def _fill_log_prob(X, terms, chunk_size):
+    out = np.empty((X.shape[0], terms["means"].shape[0]))
+
+    def add_offset(rows, log_prob, offset, design):
+        if offset is not None:
+            log_prob += offset[:, np.newaxis]
+
+    _map_log_prob(X, terms, add_offset, window=np.inf, chunk_size=chunk_size, out=out)
+    return out
+
+
+def _mixture_terms(
+    weights, means, precisions_cholesky, covariance_type, *, reg_covar=0.0
 ):
-    """``log pi_k + log N(x_i | mu_k, Sigma_k)``, shape (n_samples, n_components)."""
-    log_prob = _estimate_log_gaussian_prob(
-        X, means, precisions_cholesky, covariance_type, chunk_size=chunk_size
+    """:func:`_gaussian_terms` of the mixture, with the factor of ``reg_covar``."""
+    _check_covariance_type(covariance_type)
+    log_weights = _log_weights(weights)
+    if reg_covar > 0.0:
+        n_features = np.shape(means)[1]
+        log_weights = log_weights - 0.5 * reg_covar * _precision_trace(
+            precisions_cholesky, covariance_type, n_features
+        )
+    return _gaussian_terms(
+        means, precisions_cholesky, covariance_type, log_weights=log_weights
     )
-    log_prob += _log_weights(weights)
-    return log_prob
 
 
 def _estimate_log_resp(
-    X, weights, means, precisions_cholesky, covariance_type, *, reg_covar=0.0
+    X,
+    weights,
+    means,
+    precisions_cholesky,
+    covariance_type,
+    *,
+    reg_covar=0.0,
+    chunk_size=None,
 ):
-    """E-step: log-responsibilities and mean log-likelihood.
+    """Log-responsibilities and mean log-likelihood.
 
     Parameters
     ----------
@@ -329,27 +880,88 @@ def _estimate_log_resp(
         ``exp(-reg_covar / 2 * tr(Sigma_k^{-1}))``, the factor of the penalised
         objective of :func:`_pinned_em`. Zero gives the plain posterior.
 
+    chunk_size : int, default=None
+        Rows per chunk.
+
     Returns
     -------
     log_resp : ndarray of shape (n_samples, n_components)
-        Log of the posterior probabilities ``p(k | x_i)``.
+        Log of the posterior probabilities ``p(k | x_i)``, normalised as
+        ``L - max - log sum exp(L - max)`` so that their exponentials sum to one.
 
     mean_log_prob_norm : float
         Mean over samples of the log of the normaliser, i.e. the mean
         log-likelihood when ``reg_covar=0``.
     """
-    weighted = _estimate_weighted_log_prob(
-        X, weights, means, precisions_cholesky, covariance_type
+    terms = _mixture_terms(
+        weights, means, precisions_cholesky, covariance_type, reg_covar=reg_covar
     )
-    if reg_covar > 0.0:
-        weighted -= (
-            0.5
-            * reg_covar
-            * _precision_trace(precisions_cholesky, covariance_type, X.shape[1])
-        )
-    log_norm = logsumexp(weighted, axis=1)
-    weighted -= log_norm[:, np.newaxis]
-    return weighted, float(np.mean(log_norm))
+    log_resp = np.empty((X.shape[0], means.shape[0]))
+
+    def normalise(rows, log_prob, offset, design):
+        log_norm = log_prob.max(axis=1)
+        log_prob -= log_norm[:, np.newaxis]
+        log_sum = np.log(np.exp(log_prob).sum(axis=1))
+        log_prob -= log_sum[:, np.newaxis]
+        log_norm += log_sum
+        if offset is not None:
+            log_norm += offset
+        return log_norm.sum()
+
+    totals = _map_log_prob(
+        X,
+        terms,
+        normalise,
+        window=_NEGLIGIBLE_NATS,
+        chunk_size=chunk_size,
+        out=log_resp,
+    )
+    return log_resp, float(sum(totals) / max(X.shape[0], 1))
+
+
+def _predict_proba(
+    X, weights, means, precisions_cholesky, covariance_type, *, chunk_size=None
+):
+    """Posterior probabilities, computed in place chunk by chunk.
+
+    Apart from the returned (n_samples, n_components) array, memory is
+    ``O(chunk_size * n_components)``. Rows sum to one for any finite input; a
+    sample so far away that every log-density is ``-inf`` gets the limit of the
+    posterior along its direction.
+
+    Returns
+    -------
+    proba : ndarray of shape (n_samples, n_components)
+    """
+    terms = _mixture_terms(weights, means, precisions_cholesky, covariance_type)
+    proba = np.empty((X.shape[0], means.shape[0]))
+
+    def normalise(rows, log_prob, offset, design):
+        _normalise_rows(log_prob)
+
+    _map_log_prob(
+        X, terms, normalise, window=_NEGLIGIBLE_NATS, chunk_size=chunk_size, out=proba
+    )
+    return proba
+
+
+def _predict(
+    X, weights, means, precisions_cholesky, covariance_type, *, chunk_size=None
+):
+    """Most probable component of each sample; memory ``O(chunk_size * K)``.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,)
+    """
+    terms = _mixture_terms(weights, means, precisions_cholesky, covariance_type)
+    labels = np.empty(X.shape[0], dtype=np.intp)
+
+    def argmax(rows, log_prob, offset, design):
+        labels[rows] = log_prob.argmax(axis=1)
+
+    _map_log_prob(X, terms, argmax, window=_NEGLIGIBLE_NATS, chunk_size=chunk_size)
+    return labels
 
 
 def _score_samples_chunked(
@@ -375,17 +987,17 @@ def _score_samples_chunked(
     Returns
     -------
     log_density : ndarray of shape (n_samples,)
-        ``log sum_k pi_k N(x_i | mu_k, Sigma_k)``.
+        ``log sum_k pi_k N(x_i | mu_k, Sigma_k)``, exact to about 1e-7 nats
+        beyond the relative rounding of the distances; ``-inf`` where it
+        underflows, never NaN for finite input.
     """
-    n_samples, n_features = X.shape
-    n_components = means.shape[0]
-    log_density = np.empty(n_samples)
-    row_floats = 2 * n_components * n_features
-    for rows in _chunks(n_samples, row_floats, chunk_size):
-        weighted = _estimate_weighted_log_prob(
-            X[rows], weights, means, precisions_cholesky, covariance_type
-        )
-        log_density[rows] = logsumexp(weighted, axis=1)
+    terms = _mixture_terms(weights, means, precisions_cholesky, covariance_type)
+    log_density = np.empty(X.shape[0])
+
+    def logsumexp(rows, log_prob, offset, design):
+        log_density[rows] = _logsumexp_rows(log_prob, offset)
+
+    _map_log_prob(X, terms, logsumexp, window=_NEGLIGIBLE_NATS, chunk_size=chunk_size)
     return log_density
 
 
@@ -436,7 +1048,123 @@ def _scatter_from_labels(X, labels, means, covariance_type):
     return nk, scatter
 
 
-def _scatter_statistics(X, resp, means, covariance_type, *, chunk_size=None):
+def _soft_scatter(
+    X, resp, means, covariance_type, *, shift, design=None, reg_covar=0.0, prior=0.0
+):
+    """Soft counts and scatter of one chunk of samples around fixed means.
+
+    ``'diag'``, ``'spherical'`` and ``'tied'`` expand ``(x - mu_k)^2`` around
+    ``shift`` so that the sums are matrix products (``resp.T @ [x^2, x, 1]``);
+    a component whose expanded scatter has a rounding-error bound above
+    ``_SCATTER_RTOL`` times the accuracy it needs is recomputed directly on
+    the rows it weighs. ``'full'`` uses one product per component on its
+    residuals.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+
+    resp : ndarray of shape (n_samples, n_components)
+
+    means : ndarray of shape (n_components, n_features)
+
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    shift : ndarray of shape (n_features,)
+        Centre of the expansion, the mean of the means.
+
+    design : ndarray, default=None
+        The ``design`` of :func:`_expanded_log_prob` for these rows and this
+        shift (``'diag'`` and ``'spherical'``), to avoid building it again.
+
+    reg_covar, prior : float or ndarray, default=0.0
+        The scatter becomes ``Sigma_k = (S_k + s Sigma_0) / (N_k + s) + reg_covar``,
+        so each entry needs accuracy only relative to ``S_k + N_k * reg_covar +
+        prior``, where ``prior`` is this chunk's share of ``s (Sigma_0 +
+        reg_covar)`` (a float, or one value per feature).
+
+    Returns
+    -------
+    nk, scatter
+        As :func:`_scatter_statistics`, for the chunk.
+    """
+    n_samples, n_features = X.shape
+    n_components = means.shape[0]
+    centred = means - shift
+    gamma = _rounding_factor(n_samples + n_components)
+    if covariance_type == "full":
+        nk = resp.sum(axis=0)
+        scatter = np.zeros((n_components, n_features, n_features))
+        for k in np.flatnonzero(nk):
+            # Only the rows the component weighs (all of them for soft
+            # responsibilities, few of them for far components).
+            active = np.flatnonzero(resp[:, k])
+            if active.size == n_samples:
+                diff, r = X - means[k], resp[:, k]
+            else:
+                diff, r = X[active] - means[k], resp[active, k]
+            scatter[k] = (diff.T * r) @ diff
+        return nk, scatter
+
+    if covariance_type == "tied":
+        X_centred = X - shift
+        nk = resp.sum(axis=0)
+        U = resp.T @ X_centred
+        gram = (X_centred.T * resp.sum(axis=1)) @ X_centred
+        cross = centred.T @ U
+        scatter = gram - cross - cross.T + (centred.T * nk) @ centred
+        radius = np.sqrt(np.diag(gram)) + np.sqrt(nk @ centred**2)
+        bound = gamma * radius**2
+        with np.errstate(over="ignore"):  # inf only makes the check pass
+            limit = _SCATTER_RTOL * (np.diag(scatter) + n_samples * reg_covar + prior)
+        if np.all(bound <= limit):
+            return nk, scatter
+        scatter = np.zeros((n_features, n_features))
+        for k in np.flatnonzero(nk):
+            active = np.flatnonzero(resp[:, k])
+            diff = X[active] - means[k]
+            scatter += (diff.T * resp[active, k]) @ diff
+        return nk, scatter
+
+    if design is None:
+        X_centred = X - shift
+        if covariance_type == "diag":
+            design = np.hstack([X_centred**2, X_centred, np.ones((n_samples, 1))])
+        else:
+            sq_norm = np.einsum("ij,ij->i", X_centred, X_centred)
+            design = np.column_stack([X_centred, sq_norm, np.ones(n_samples)])
+    sums = resp.T @ design
+    nk = sums[:, -1]
+    if covariance_type == "diag":
+        Q, U = sums[:, :n_features], sums[:, n_features:-1]
+        scatter = Q - centred * (2.0 * U - nk[:, np.newaxis] * centred)
+        radius = np.sqrt(Q) + np.sqrt(nk)[:, np.newaxis] * np.abs(centred)
+        with np.errstate(over="ignore"):
+            limit = _SCATTER_RTOL * (scatter + nk[:, np.newaxis] * reg_covar + prior)
+        bad = np.flatnonzero(np.any(~(gamma * radius**2 <= limit), axis=1))
+    else:
+        U, Q = sums[:, :n_features], sums[:, n_features]
+        cross = np.einsum("kj,kj->k", centred, 2.0 * U - nk[:, np.newaxis] * centred)
+        scatter = Q - cross
+        radius = np.sqrt(Q) + np.sqrt(nk * np.einsum("kj,kj->k", centred, centred))
+        with np.errstate(over="ignore"):
+            limit = _SCATTER_RTOL * (scatter + n_features * (nk * reg_covar + prior))
+        bad = np.flatnonzero(~(gamma * radius**2 <= limit))
+    for k in bad:
+        active = np.flatnonzero(resp[:, k])
+        sq_diff = (X[active] - means[k]) ** 2
+        if covariance_type == "diag":
+            scatter[k] = resp[active, k] @ sq_diff
+        else:
+            scatter[k] = resp[active, k] @ sq_diff.sum(axis=1)
+    if covariance_type == "spherical":
+        scatter /= n_features
+    return nk, scatter
+
+
+def _scatter_statistics(
+    X, resp, means, covariance_type, *, chunk_size=None, reg_covar=0.0, prior=0.0
+):
     """Soft counts and scatter of the samples around the fixed means.
 
     Parameters
@@ -451,6 +1179,11 @@ def _scatter_statistics(X, resp, means, covariance_type, *, chunk_size=None):
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
 
     chunk_size : int, default=None
+
+    reg_covar, prior : float or ndarray, default=0.0
+        Scale of the accuracy needed, see :func:`_soft_scatter`; ``prior`` is
+        ``s (Sigma_0 + reg_covar)`` for the whole data (its diagonal for
+        ``'tied'``).
 
     Returns
     -------
@@ -471,49 +1204,47 @@ def _scatter_statistics(X, resp, means, covariance_type, *, chunk_size=None):
 
     n_samples, n_features = X.shape
     n_components = means.shape[0]
-    nk = resp.sum(axis=0)
-    if covariance_type == "full":
-        scatter = np.zeros((n_components, n_features, n_features))
-    elif covariance_type == "tied":
-        scatter = np.zeros((n_features, n_features))
-    else:
-        scatter = np.zeros((n_components, n_features))
+    shift = means.mean(axis=0)
+    nk = np.zeros(n_components)
+    scatter = 0.0
+    scatter = _covariance_zeros(n_components, n_features, covariance_type)
 
-    correlated = covariance_type in ("full", "tied")
-    row_floats = 2 * n_features if correlated else n_components * n_features
-    for rows in _chunks(n_samples, row_floats, chunk_size):
-        X_chunk = X[rows]
-        resp_t = resp[rows].T
-        if correlated:
-            # One exact GEMM per component on its residuals, restricted to the
-            # rows it actually weighs (all of them for soft responsibilities,
-            # few of them for one-hot ones).
-            for k in range(n_components):
-                active = np.flatnonzero(resp_t[k])
-                if active.size == 0:
-                    continue
-                if active.size == resp_t.shape[1]:
-                    diff, r = X_chunk - means[k], resp_t[k]
-                else:
-                    diff, r = X_chunk[active] - means[k], resp_t[k, active]
-                contribution = (diff.T * r) @ diff
-                if covariance_type == "full":
-                    scatter[k] += contribution
-                else:
-                    scatter += contribution
-        else:
-            # (K, chunk, d) squared residuals of the chunk around every mean.
-            sq_diff = X_chunk[np.newaxis] - means[:, np.newaxis]
-            np.square(sq_diff, out=sq_diff)
-            scatter += np.einsum("ki,kij->kj", resp_t, sq_diff)
+    def statistics(rows):
+        return _soft_scatter(
+            X[rows],
+            resp[rows],
+            means,
+            covariance_type,
+            shift=shift,
+            reg_covar=reg_covar,
+            prior=prior * ((rows.stop - rows.start) / n_samples),
+        )
 
+    row_floats = n_components + 3 * n_features + 1
+    for nk_chunk, scatter_chunk in _map_row_chunks(
+        statistics, n_samples, row_floats, chunk_size
+    ):
+        nk += nk_chunk
+        scatter += scatter_chunk
+    return nk, _symmetrise(scatter, covariance_type)
+
+
+def _covariance_zeros(n_components, n_features, covariance_type):
+    shape = {
+        "full": (n_components, n_features, n_features),
+        "tied": (n_features, n_features),
+        "diag": (n_components, n_features),
+        "spherical": (n_components,),
+    }[covariance_type]
+    return np.zeros(shape)
+
+
+def _symmetrise(scatter, covariance_type):
     if covariance_type == "full":
-        scatter = 0.5 * (scatter + scatter.transpose(0, 2, 1))
-    elif covariance_type == "tied":
-        scatter = 0.5 * (scatter + scatter.T)
-    elif covariance_type == "spherical":
-        scatter = scatter.mean(axis=1)
-    return nk, scatter
+        return 0.5 * (scatter + scatter.transpose(0, 2, 1))
+    if covariance_type == "tied":
+        return 0.5 * (scatter + scatter.T)
+    return scatter
 
 
 def _pooled_covariance(nk, scatter, covariance_type):
@@ -561,13 +1292,13 @@ def _covariances_from_scatter(
         if denom < tiny:
             covariances = prior.copy()
         else:
-            covariances = (scatter + shrinkage * prior) / denom
+            covariances = scatter / denom + (shrinkage / denom) * prior
     else:
         denom = nk + shrinkage
         empty = denom < tiny
-        safe = np.where(empty, 1.0, denom)
-        extra_dims = (np.newaxis,) * (scatter.ndim - 1)
-        covariances = (scatter + shrinkage * prior) / safe[(...,) + extra_dims]
+        safe = np.where(empty, 1.0, denom)[(...,) + (np.newaxis,) * (scatter.ndim - 1)]
+        # S / (N + s) + s / (N + s) * Sigma_0: no overflow for a huge s.
+        covariances = scatter / safe + (shrinkage / safe) * prior
         covariances[empty] = prior
     return _add_to_diagonal(covariances, reg_covar, covariance_type)
 
@@ -641,15 +1372,21 @@ def _estimate_covariances(
         (n_features, n_features) for 'tied', (n_components, n_features) for
         'diag' and (n_components,) for 'spherical'.
     """
-    nk, scatter = _scatter_statistics(
-        X, resp, means, covariance_type, chunk_size=chunk_size
-    )
-    if covariance_prior is None:
-        covariance_prior = _pooled_covariance(nk, scatter, covariance_type)
-    else:
+    if covariance_prior is not None:
         covariance_prior = _check_covariance_prior(
             covariance_prior, covariance_type, X.shape[1]
         )
+    nk, scatter = _scatter_statistics(
+        X,
+        resp,
+        means,
+        covariance_type,
+        chunk_size=chunk_size,
+        reg_covar=reg_covar,
+        prior=_prior_scale(covariance_prior, covariance_type, shrinkage, reg_covar),
+    )
+    if covariance_prior is None:
+        covariance_prior = _pooled_covariance(nk, scatter, covariance_type)
     return _covariances_from_scatter(
         nk,
         scatter,
@@ -665,7 +1402,19 @@ def _estimate_covariances(
 # ---------------------------------------------------------------------------
 
 
-def _log_prior(
+def _dirichlet_weights(counts, weight_concentration):
+    """Smoothed weights ``(N_k + alpha) / (sum_k N_k + K alpha)``.
+
+    Counts and ``alpha`` are divided by ``max(1, alpha)`` first, so that any
+    finite ``alpha`` works (a huge one gives uniform weights).
+    """
+    scale = max(1.0, weight_concentration)
+    counts = np.asarray(counts, dtype=np.float64)
+    weights = counts / scale + weight_concentration / scale
+    return weights / weights.sum()
+
+
+def _log_prior_terms(
     weights,
     precisions_cholesky,
     covariance_prior,
@@ -678,12 +1427,15 @@ def _log_prior(
 ):
     """Log prior of the penalised objective, up to an additive constant.
 
-    ``alpha * sum_k log pi_k`` (omitted when ``weights`` is None) plus
-    ``-s / 2 * sum_k [tr(Sigma_k^{-1} (Sigma_0 + r I)) + log det Sigma_k]``.
+    Returns its summands: ``alpha * log pi_k`` for each weight (none when
+    ``weights`` is None or ``alpha`` is 0), and ``-s / 2 * [tr(Sigma_k^{-1}
+    (Sigma_0 + r I)) + log det Sigma_k]`` for each covariance (none when ``s``
+    is 0).
     """
-    log_prior = 0.0
+    weight_terms = np.zeros(0)
+    covariance_terms = np.zeros(0)
     if weights is not None and weight_concentration > 0.0:
-        log_prior += weight_concentration * float(np.sum(_log_weights(weights)))
+        weight_terms = weight_concentration * _log_weights(weights)
     if shrinkage > 0.0:
         layout = "tied" if covariance_type in ("full", "tied") else "diag"
         target = _add_to_diagonal(covariance_prior, reg_covar, layout)
@@ -695,58 +1447,111 @@ def _log_prior(
         elif covariance_type == "diag":
             trace = (P**2) @ target
         else:
-            trace = n_features * target * P**2
+            trace = n_features * (target * P**2)
         log_det_cov = -2.0 * _log_det_precision_cholesky(P, covariance_type, n_features)
-        log_prior -= 0.5 * shrinkage * float(np.sum(trace + log_det_cov))
-    return log_prior
+        covariance_terms = -0.5 * shrinkage * np.atleast_1d(trace + log_det_cov)
+    return weight_terms, covariance_terms
+
+
+def _change(new_terms, old_terms):
+    """``sum(new - old)``, exact zero where a summand did not change.
+
+    With a huge ``alpha`` or ``s``, the parameters they pin (uniform weights,
+    covariances at the prior) do not move, and their huge terms then cancel
+    exactly instead of leaving rounding noise.
+    """
+    return sum(
+        float(np.sum(np.where(new == old, 0.0, new - old)))
+        for new, old in zip(new_terms, old_terms, strict=True)
+    )
 
 
 def _e_step_statistics(
-    X, weights, means, precisions_cholesky, covariance_type, *, reg_covar, chunk_size
+    X,
+    weights,
+    means,
+    precisions_cholesky,
+    covariance_type,
+    *,
+    reg_covar,
+    chunk_size,
+    prior=0.0,
 ):
     """One pass of E-step over chunks, accumulating the M-step statistics.
 
     Returns the summed log-normaliser of the penalised objective, the summed
-    plain log-likelihood, ``nk`` and the scatter of :func:`_scatter_statistics`.
-    The (n_samples, n_components) responsibilities are never formed at once.
+    plain log-likelihood, ``nk`` and the scatter of :func:`_scatter_statistics`
+    (``prior`` sets the accuracy it needs, see :func:`_soft_scatter`). The
+    (n_samples, n_components) responsibilities are never formed at once.
     """
     n_samples, n_features = X.shape
     n_components = means.shape[0]
-    log_weights = _log_weights(weights)
     # Per-component log-factor r / 2 * tr(Sigma_k^{-1}) of the objective.
     trace = _precision_trace(precisions_cholesky, covariance_type, n_features)
     jitter = np.broadcast_to(0.5 * reg_covar * trace, (n_components,))
     jitter_max = jitter.max()
     exp_jitter = np.exp(jitter - jitter_max)
+    terms = _gaussian_terms(
+        means,
+        precisions_cholesky,
+        covariance_type,
+        log_weights=_log_weights(weights) - jitter,
+    )
 
-    objective = 0.0
-    log_likelihood = 0.0
-    nk = np.zeros(n_components)
-    scatter = None
-    for rows in _chunks(n_samples, 2 * n_components * n_features, chunk_size):
-        Xc = X[rows]
-        weighted = _estimate_log_gaussian_prob(
-            Xc, means, precisions_cholesky, covariance_type
-        )
-        weighted += log_weights
-        weighted -= jitter
-        log_norm = logsumexp(weighted, axis=1)
-        objective += log_norm.sum()
-        weighted -= log_norm[:, np.newaxis]
-        resp = np.exp(weighted, out=weighted)
+    def statistics(rows, resp, offset, design):
+        log_norm = _normalise_rows(resp, offset)
+        objective = log_norm.sum()
+        log_likelihood = objective
         if reg_covar > 0.0:
             # log sum_k pi_k N_k = log_norm + log sum_k resp_k exp(jitter_k).
             log_likelihood += (
-                log_norm.sum()
-                + jitter_max * log_norm.size
-                + np.log(resp @ exp_jitter).sum()
+                jitter_max * log_norm.size + np.log(resp @ exp_jitter).sum()
             )
-        nk_chunk, scatter_chunk = _scatter_statistics(Xc, resp, means, covariance_type)
-        nk += nk_chunk
-        scatter = scatter_chunk if scatter is None else scatter + scatter_chunk
-    if reg_covar == 0.0:
-        log_likelihood = objective
-    return objective, log_likelihood, nk, scatter
+        nk, scatter = _soft_scatter(
+            X[rows],
+            resp,
+            means,
+            covariance_type,
+            shift=terms["shift"],
+            design=design,
+            reg_covar=reg_covar,
+            prior=prior * (resp.shape[0] / n_samples),
+        )
+        return objective, log_likelihood, nk, scatter
+
+    chunks = _map_log_prob(
+        X, terms, statistics, window=_NEGLIGIBLE_NATS, chunk_size=chunk_size
+    )
+    # Reduced in chunk order: the same sums whatever the number of threads.
+    objective = log_likelihood = 0.0
+    nk = np.zeros(n_components)
+    scatter = _covariance_zeros(n_components, n_features, covariance_type)
+    for chunk_objective, chunk_log_likelihood, chunk_nk, chunk_scatter in chunks:
+        objective += chunk_objective
+        log_likelihood += chunk_log_likelihood
+        nk += chunk_nk
+        scatter += chunk_scatter
+    return objective, log_likelihood, nk, _symmetrise(scatter, covariance_type)
+
+
+def _mean_covariance(weights, covariances, covariance_type):
+    """``sum_k pi_k Sigma_k`` in the layout of :func:`_pooled_covariance`."""
+    if covariance_type == "tied":
+        return covariances
+    if covariance_type == "full":
+        return np.einsum("k,kij->ij", weights, covariances)
+    return weights @ covariances
+
+
+def _prior_scale(covariance_prior, covariance_type, shrinkage, reg_covar):
+    """``s (Sigma_0 + reg_covar)`` per feature: the accuracy scale of the scatter."""
+    if covariance_prior is None or shrinkage == 0.0:
+        return 0.0
+    prior = np.asarray(covariance_prior, dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        prior = np.diag(prior)
+    with np.errstate(over="ignore"):  # inf only makes the check pass
+        return shrinkage * (prior + reg_covar)
 
 
 def _pinned_em(
@@ -829,48 +1634,60 @@ def _pinned_em(
     """
     _check_covariance_type(covariance_type)
     n_samples, n_features = X.shape
-    n_components = means.shape[0]
     weights = np.array(weights_init, dtype=np.float64)
     covariances = np.array(covariances_init, dtype=np.float64)
     precisions_chol = _compute_precision_cholesky(covariances, covariance_type)
     e_step_options = {"reg_covar": reg_covar, "chunk_size": chunk_size}
+    if covariance_prior is not None:
+        covariance_prior = _check_covariance_prior(
+            covariance_prior, covariance_type, n_features
+        )
+        scale = covariance_prior
+    else:
+        # Sigma_0 comes from the first E-step; until then, the mean initial
+        # covariance sets the accuracy its scatter needs (see _soft_scatter).
+        scale = _mean_covariance(weights, covariances, covariance_type)
+    e_step_options["prior"] = _prior_scale(scale, covariance_type, shrinkage, reg_covar)
 
     objective, log_likelihood, nk, scatter = _e_step_statistics(
         X, weights, means, precisions_chol, covariance_type, **e_step_options
     )
     if covariance_prior is None:
         covariance_prior = _pooled_covariance(nk, scatter, covariance_type)
-    else:
-        covariance_prior = _check_covariance_prior(
-            covariance_prior, covariance_type, n_features
+        e_step_options["prior"] = _prior_scale(
+            covariance_prior, covariance_type, shrinkage, reg_covar
         )
+    # The log prior is accumulated per sample (pseudo-counts divided by n
+    # first), so that a huge alpha or s cannot overflow it on the way.
     prior_options = {
         "n_features": n_features,
-        "shrinkage": shrinkage,
-        "weight_concentration": weight_concentration,
+        "shrinkage": shrinkage / n_samples,
+        "weight_concentration": weight_concentration / n_samples,
         "reg_covar": reg_covar,
     }
 
-    def penalised(objective, weights, precisions_chol):
-        log_prior = _log_prior(
+    def prior_terms(weights, precisions_chol):
+        return _log_prior_terms(
             weights if update_weights else None,
             precisions_chol,
             covariance_prior,
             covariance_type,
             **prior_options,
         )
-        return (objective + log_prior) / n_samples
 
-    lower_bound = penalised(objective, weights, precisions_chol)
+    def penalised(objective, log_prior_terms):
+        log_prior = sum(float(terms.sum()) for terms in log_prior_terms)
+        return objective / n_samples + log_prior
+
+    log_prior_terms = prior_terms(weights, precisions_chol)
+    lower_bound = penalised(objective, log_prior_terms)
     history = [lower_bound]
     converged = False
     n_iter = 0
     while n_iter < max_iter:
         n_iter += 1
         if update_weights:
-            weights = (nk + weight_concentration) / (
-                nk.sum() + n_components * weight_concentration
-            )
+            weights = _dirichlet_weights(nk, weight_concentration)
         covariances = _covariances_from_scatter(
             nk,
             scatter,
@@ -880,13 +1697,17 @@ def _pinned_em(
             reg_covar=reg_covar,
         )
         precisions_chol = _compute_precision_cholesky(covariances, covariance_type)
-        objective, log_likelihood, nk, scatter = _e_step_statistics(
+        new_objective, log_likelihood, nk, scatter = _e_step_statistics(
             X, weights, means, precisions_chol, covariance_type, **e_step_options
         )
-        new_lower_bound = penalised(objective, weights, precisions_chol)
-        history.append(new_lower_bound)
-        change = new_lower_bound - lower_bound
-        lower_bound = new_lower_bound
+        new_prior_terms = prior_terms(weights, precisions_chol)
+        change = _change(
+            (np.float64(new_objective / n_samples), *new_prior_terms),
+            (np.float64(objective / n_samples), *log_prior_terms),
+        )
+        objective, log_prior_terms = new_objective, new_prior_terms
+        lower_bound = penalised(objective, log_prior_terms)
+        history.append(lower_bound)
         if change < tol:
             converged = True
             break
@@ -1001,15 +1822,124 @@ def _sample(rng, n_samples, weights, means, covariances, covariance_type, units=
     return X[order], unit_indices[order]
 
 
+def _tied_marginal(precisions_cholesky, log_det, observed, missing):
+    """Factor of the observed block of a tied Gaussian, and its gain.
+
+    With ``Lambda = P P^T`` the precision and ``P[missing].T = Q R`` a thin QR
+    decomposition, ``Lambda_mm = R^T R`` and the precision of the observed
+    block is the Schur complement ``Lambda_oo - Lambda_om Lambda_mm^{-1}
+    Lambda_mo = F F^T`` with ``F = P[observed] (I - Q Q^T)``, while ``log det
+    Sigma_oo = log det Sigma + log det Lambda_mm``. The conditional mean of the
+    missing block is ``mu_m + G (x_o - mu_o)`` with the gain ``G =
+    -Lambda_mm^{-1} Lambda_mo = -R^{-1} (P[observed] Q)^T``.
+
+    Returns
+    -------
+    factor : ndarray of shape (n_observed, n_features)
+
+    log_det : float
+        ``-log det(Sigma_oo) / 2``.
+
+    gain : ndarray of shape (n_missing, n_observed)
+    """
+    P = precisions_cholesky
+    Q, R = np.linalg.qr(P[missing].T)
+    P_obs_Q = P[observed] @ Q
+    factor = P[observed] - P_obs_Q @ Q.T
+    log_det_obs = log_det - np.log(np.abs(np.diag(R))).sum()
+    gain = -np.linalg.solve(R, P_obs_Q.T)
+    return factor, float(log_det_obs), gain
+
+
+def _pattern_terms(terms, precisions, log_det, log_weights, observed, missing):
+    """Kernel terms of the observed block of full Gaussians, and the gains.
+
+    As in :func:`_tied_marginal`, with ``P_k[missing].T = Q_k R_k``, the
+    observed block has precision ``F_k F_k^T``, ``F_k = P_k[observed] (I - Q_k
+    Q_k^T)``. On samples and means whose missing entries are set to zero,
+    ``F_k^T (x_o - mu_k,o) = (I - Q_k Q_k^T) P_k^T (x - mu_k)``: the GEMM operand
+    of the whole model (``terms``, built once) serves every pattern, followed by
+    a deflation, and a pattern costs ``O(K d m^2)`` beyond a few gathers.
+
+    Parameters
+    ----------
+    terms : dict
+        :func:`_gaussian_terms` of the full model, without weights.
+
+    precisions : ndarray of shape (n_components, n_features, n_features)
+        ``P_k P_k^T``.
+
+    log_det : ndarray of shape (n_components,)
+        ``-log det(Sigma_k) / 2``.
+
+    log_weights : ndarray of shape (n_components,)
+
+    observed, missing : ndarray of int
+
+    Returns
+    -------
+    pattern_terms : dict
+        For samples with zeros in place of the missing entries.
+
+    gains : ndarray of shape (n_components, n_missing, n_observed)
+        ``-Lambda_mm^{-1} Lambda_mo``.
+    """
+    P = terms["factors"]
+    n_components, _, rank = P.shape
+    Q, R = np.linalg.qr(P[:, missing, :].transpose(0, 2, 1))
+    log_det_obs = log_det - np.log(np.abs(np.diagonal(R, axis1=1, axis2=2))).sum(1)
+    rows_missing = precisions[:, missing]
+    gains = -np.linalg.solve(rows_missing[:, :, missing], rows_missing[:, :, observed])
+
+    bias = log_det_obs - 0.5 * observed.size * np.log(2.0 * np.pi) + log_weights
+    live = np.isfinite(bias)
+    means = terms["means"].copy()
+    means[:, missing] = 0.0
+    shift = terms["shift"].copy()
+    shift[missing] = 0.0
+    centred = means - shift
+    # Drop the missing coordinates of the centred means from their projections.
+    centred_missing = terms["means"][:, missing] - terms["shift"][missing]
+    projected_means = terms["projected_means"].reshape(n_components, rank)
+    projected_means = projected_means - np.einsum(
+        "km,kml->kl", centred_missing, P[:, missing, :]
+    )
+    pattern = dict(terms)
+    pattern.update(
+        means=means,
+        shift=shift,
+        bias=bias,
+        live=live,
+        dead=np.flatnonzero(~live),
+        live_bias=np.where(live, bias, 0.0),
+        projected_means=projected_means.ravel(),
+        mean_bound=terms["norm_bound"] * np.linalg.norm(centred, axis=1),
+        deflation=Q,
+        # The deflation adds 2 |missing| roundings to each projected entry.
+        gamma=_rounding_factor(terms["means"].shape[1] + 2 * missing.size + 1),
+    )
+    return pattern, gains
+
+
 def _conditional_impute(
-    X, weights, means, covariances, covariance_type, *, chunk_size=None
+    X,
+    weights,
+    means,
+    covariances,
+    covariance_type,
+    *,
+    precisions_cholesky=None,
+    chunk_size=None,
 ):
     """Replace NaNs by their conditional mean given the observed entries.
 
     For a row with observed entries ``o`` and missing entries ``m``, the value is
     ``sum_k p(k | x_o) (mu_k,m + Sigma_k,mo Sigma_k,oo^{-1} (x_o - mu_k,o))``
     with ``p(k | x_o)`` from the marginal densities on ``o``. Rows are grouped
-    by missingness pattern and each group is processed with matrix products.
+    by missingness pattern. For ``'full'`` and ``'tied'``, the marginals and the
+    gains come from the precision factors (see :func:`_pattern_terms`), so a
+    pattern costs ``O(n_components * n_features * n_missing^2)`` beyond gathers,
+    and each row one matrix-vector product per component.
 
     Parameters
     ----------
@@ -1024,6 +1954,9 @@ def _conditional_impute(
         In the layout of ``covariance_type``.
 
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    precisions_cholesky : ndarray, default=None
+        Cholesky factors of the precisions of ``covariances``, computed if None.
 
     chunk_size : int, default=None
         Rows per chunk within a pattern.
@@ -1041,57 +1974,115 @@ def _conditional_impute(
     incomplete = np.flatnonzero(missing.any(axis=1))
     if incomplete.size == 0:
         return X
-    n_components = means.shape[0]
+    n_features = means.shape[1]
+    if precisions_cholesky is None:
+        precisions_cholesky = _compute_precision_cholesky(covariances, covariance_type)
+    log_weights = _log_weights(weights)
+    log_det = _log_det_precision_cholesky(
+        precisions_cholesky, covariance_type, n_features
+    )
+    full_terms = None
+    if covariance_type == "full":
+        # The whole model's kernel terms and precisions serve every pattern.
+        full_terms = (
+            _gaussian_terms(means, precisions_cholesky, "full"),
+            precisions_cholesky @ precisions_cholesky.transpose(0, 2, 1),
+        )
     patterns, inverse = np.unique(missing[incomplete], axis=0, return_inverse=True)
     inverse = inverse.ravel()
-    for p, pattern in enumerate(patterns):
-        rows = incomplete[inverse == p]
-        miss = np.flatnonzero(pattern)
-        obs = np.flatnonzero(~pattern)
-        if obs.size == 0:
-            X[np.ix_(rows, miss)] = weights @ means
-            continue
-
-        # Marginal covariances on the observed features, and regression gains
-        # Sigma_mo Sigma_oo^{-1} = Sigma_mo P P^T for the correlated types.
-        gain = None
-        if covariance_type == "full":
-            marginal = covariances[:, obs][:, :, obs]
-            precisions_chol = _compute_precision_cholesky(marginal, "full")
-            cross = covariances[:, miss][:, :, obs]
-            gain = cross @ precisions_chol @ precisions_chol.transpose(0, 2, 1)
-            offsets = means[:, miss] - np.einsum("kmo,ko->km", gain, means[:, obs])
-            stacked_gain = np.ascontiguousarray(gain.transpose(2, 0, 1)).reshape(
-                obs.size, n_components * miss.size
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(patterns) + 1))
+    # One BLAS pin for all the patterns (the chunk maps nest inside it).
+    with _single_threaded_blas():
+        for p, pattern in enumerate(patterns):
+            rows = incomplete[order[bounds[p] : bounds[p + 1]]]
+            miss = np.flatnonzero(pattern)
+            obs = np.flatnonzero(~pattern)
+            if obs.size == 0:
+                X[np.ix_(rows, miss)] = weights @ means
+                continue
+            _impute_pattern(
+                X,
+                rows,
+                obs,
+                miss,
+                log_weights=log_weights,
+                means=means,
+                precisions_cholesky=precisions_cholesky,
+                log_det=log_det,
+                covariance_type=covariance_type,
+                chunk_size=chunk_size,
+                full_terms=full_terms,
             )
-        elif covariance_type == "tied":
-            marginal = covariances[np.ix_(obs, obs)]
-            precisions_chol = _compute_precision_cholesky(marginal, "tied")
-            cross = covariances[np.ix_(miss, obs)]
-            gain = cross @ precisions_chol @ precisions_chol.T
-        elif covariance_type == "diag":
-            precisions_chol = _compute_precision_cholesky(covariances[:, obs], "diag")
-        else:
-            precisions_chol = _compute_precision_cholesky(covariances, "spherical")
-
-        row_floats = n_components * (2 * obs.size + miss.size + 2)
-        for chunk in _chunks(rows.size, row_floats, chunk_size):
-            chunk_rows = rows[chunk]
-            x_obs = X[np.ix_(chunk_rows, obs)]
-            log_resp, _ = _estimate_log_resp(
-                x_obs, weights, means[:, obs], precisions_chol, covariance_type
-            )
-            resp = np.exp(log_resp)
-            if covariance_type == "full":
-                projected = (x_obs @ stacked_gain).reshape(-1, n_components, miss.size)
-                filled = resp @ offsets + np.einsum("ik,ikm->im", resp, projected)
-            elif covariance_type == "tied":
-                # The conditional mean is affine in x_o with a shared gain.
-                filled = resp @ means[:, miss] + (x_obs - resp @ means[:, obs]) @ gain.T
-            else:
-                filled = resp @ means[:, miss]
-            X[np.ix_(chunk_rows, miss)] = filled
     return X
+
+
+def _impute_pattern(
+    X,
+    rows,
+    obs,
+    miss,
+    *,
+    log_weights,
+    means,
+    precisions_cholesky,
+    log_det,
+    covariance_type,
+    chunk_size,
+    full_terms,
+):
+    """Fill, in place, the entries ``miss`` of the rows ``rows`` of ``X``."""
+    n_components = means.shape[0]
+    if covariance_type == "full":
+        terms, gains = _pattern_terms(*full_terms, log_det, log_weights, obs, miss)
+        # Samples with zeros in place of the missing entries.
+        X_known = np.zeros((rows.size, X.shape[1]))
+        X_known[:, obs] = X[np.ix_(rows, obs)]
+        shift = terms["shift"][obs]
+        # mu_k,m + G_k (x_o - mu_k,o) = offsets_k + G_k (x_o - shift).
+        stacked_gains = np.ascontiguousarray(gains.transpose(2, 0, 1)).reshape(
+            obs.size, n_components * miss.size
+        )
+        offsets = means[:, miss] - np.einsum("kmo,ko->km", gains, means[:, obs] - shift)
+    else:
+        if covariance_type == "tied":
+            factors, log_det_obs, gain = _tied_marginal(
+                precisions_cholesky, log_det, obs, miss
+            )
+        elif covariance_type == "diag":
+            factors = precisions_cholesky[:, obs]
+            log_det_obs = np.log(factors).sum(axis=1)
+        else:
+            factors = precisions_cholesky
+            log_det_obs = obs.size * np.log(factors)
+        terms = _gaussian_terms(
+            means[:, obs],
+            factors,
+            covariance_type,
+            log_weights=log_weights,
+            log_det=log_det_obs,
+        )
+        X_known = X[np.ix_(rows, obs)]
+
+    def fill(sub, resp, offset, design):
+        _normalise_rows(resp, offset)
+        x_obs = X[np.ix_(rows[sub], obs)]
+        if covariance_type == "full":
+            projected = ((x_obs - shift) @ stacked_gains).reshape(
+                -1, n_components, miss.size
+            )
+            filled = resp @ offsets + np.einsum("ik,ikm->im", resp, projected)
+        elif covariance_type == "tied":
+            # The conditional mean is affine in x_o with a shared gain.
+            filled = resp @ means[:, miss] + (x_obs - resp @ means[:, obs]) @ gain.T
+        else:
+            filled = resp @ means[:, miss]
+        X[np.ix_(rows[sub], miss)] = filled
+
+    if chunk_size is None:
+        row_floats = _row_floats(terms) + n_components * miss.size
+        chunk_size = max(1, _CHUNK_FLOATS // row_floats)
+    _map_log_prob(X_known, terms, fill, window=_NEGLIGIBLE_NATS, chunk_size=chunk_size)
 
 
 def _n_parameters(
