@@ -253,7 +253,7 @@ def bench_quality_pass(n_samples, side, repeats, results):
         epoch = _per_epoch(X, side, None, repeats, _min_time)
         som = SelfOrganizingMap(side, side, n_epochs=1, random_state=0).fit(X)
 
-        def quality():
+        def quality(X=X, som=som):
             with _single_threaded_blas():
                 _best_matching_units(
                     X,
@@ -395,7 +395,7 @@ def bench_big_maps(sides, repeats, results):
             per_epoch = _per_epoch(X, side, None, repeats=1, timer=_min_time)
             som = SelfOrganizingMap(side, side, n_epochs=1, random_state=0).fit(X)
         umat = _min_time(
-            lambda som=som: u_matrix(
+            lambda som=som, side=side: u_matrix(
                 som.codebook_, n_rows=side, n_cols=side, topology="rectangular"
             ),
             repeats,
@@ -422,10 +422,10 @@ def bench_memory(n_samples, results):
         X = _data(n_samples, 16, dtype)
         som = SelfOrganizingMap(30, 30, n_epochs=2, random_state=0)
         calls = {
-            "fit (2 epochs)": lambda: som.fit(X),
-            "predict": lambda: som.predict(X),
-            "transform": lambda: som.transform(X),
-            "score": lambda: som.score(X),
+            "fit (2 epochs)": lambda som=som, X=X: som.fit(X),
+            "predict": lambda som=som, X=X: som.predict(X),
+            "transform": lambda som=som, X=X: som.transform(X),
+            "score": lambda som=som, X=X: som.score(X),
         }
         for name, call in calls.items():
             peak = _peak(call)

@@ -21,8 +21,7 @@ def _check_matplotlib(caller):
         import matplotlib  # noqa: F401
     except ImportError as exc:  # pragma: no cover - exercised without matplotlib
         raise ImportError(
-            f"{caller} needs matplotlib; install it with "
-            '`pip install "somgen[plot]"`.'
+            f'{caller} needs matplotlib; install it with `pip install "somgen[plot]"`.'
         ) from exc
 
 
@@ -87,8 +86,7 @@ class _GridDisplay:
         coords = np.asarray(self.unit_coords)
         if coords.ndim != 2 or coords.shape[1] != 2:
             raise ValueError(
-                "unit_coords must be of shape (n_units, 2); got shape "
-                f"{coords.shape}."
+                f"unit_coords must be of shape (n_units, 2); got shape {coords.shape}."
             )
         coords = check_array(coords, dtype=np.float64, input_name="unit_coords")
         values = np.asarray(self.values, dtype=np.float64).ravel()
