@@ -55,6 +55,8 @@ from somgen._parallel import (
 # Data whose magnitude lies in this range is used unscaled.
 _SAFE_LOW = 2.0**-40
 _SAFE_HIGH = 2.0**40
+# Below this magnitude, squared differences of float64 values cannot overflow.
+_SAFE_DIRECT = 2.0**500
 # Candidate pairs re-ranked at once: bounds the (pairs, n_features) buffer.
 _RERANK_FLOATS = 1 << 18
 
@@ -235,6 +237,12 @@ def _scaled_sq_distances(rows, reference, units, factors):
 def _direct_distances(rows, reference, units):
     """Float64 distances ``||rows_i - reference_{units_i}||``, overflow-free."""
     picked = reference[units]
+    if rows.size == 0:
+        return np.zeros(len(rows))
+    if max(np.abs(rows).max(), np.abs(picked).max()) < _SAFE_DIRECT:
+        # No square can overflow (nor a sum of fewer than 2**20 of them).
+        diff = rows - picked
+        return np.sqrt(np.einsum("ij,ij->i", diff, diff))
     magnitude = np.abs(picked).max(axis=1) if picked.shape[1] else 0.0
     factors = _row_factors(rows, magnitude)
     sq = _scaled_sq_distances(rows, picked, np.arange(len(rows)), factors)

@@ -46,9 +46,11 @@ from threadpoolctl import ThreadpoolController
 # from one chunk to the next instead of faulting fresh pages in every time.
 _CHUNK_ELEMENTS = 1 << 21
 _MIN_CHUNK = 256
-# Within a chunk, scores are computed and reduced by sub-blocks of about 1 MiB so
-# that each block is still in the L2 cache when the argmin reads it back.
-_BLOCK_BYTES = 1 << 20
+# Within a chunk, scores are computed and reduced by sub-blocks of about 4 MiB
+# (in L3). Smaller, L2-sized blocks are slightly faster on one thread but stop
+# scaling on two: OpenBLAS serialises many small concurrent GEMM calls, and the
+# per-block Python work holds the GIL (measured in benchmarks/README.md).
+_BLOCK_BYTES = 1 << 22
 
 _CONTROLLER = None
 _PIN_LOCK = threading.Lock()
@@ -161,18 +163,30 @@ def _chunk_slices(n_samples, n_units, n_features=0):
     return [slice(s, min(s + size, n_samples)) for s in range(0, n_samples, size)]
 
 
-def _map_chunks(func, X, n_units, n_threads):
+def _map_chunks(func, X, n_units, n_threads, reduce=None):
     """Apply ``func(X_chunk)`` over the fixed chunk grid, results in chunk order.
 
     ``n_threads`` is a resolved thread count (see :func:`_effective_n_threads`).
-    BLAS is pinned to one thread for the whole call; GEMM releases the GIL, so
-    the threads scale. A plain thread pool keeps the per-call overhead far below
-    joblib's.
+    With ``reduce``, results are folded as they arrive, in chunk order
+    (``acc = reduce(acc, result)``), so only O(n_threads) of them are alive at
+    once and the value is identical for any thread count; otherwise the list of
+    results is returned. BLAS is pinned to one thread for the whole call; GEMM
+    releases the GIL, so the threads scale. A plain thread pool keeps the
+    per-call overhead far below joblib's.
     """
     slices = _chunk_slices(X.shape[0], n_units, X.shape[1])
     n_workers = min(int(n_threads), len(slices))
+
+    def fold(results):
+        if reduce is None:
+            return list(results)
+        acc = None
+        for i, result in enumerate(results):
+            acc = result if i == 0 else reduce(acc, result)
+        return acc
+
     with _single_threaded_blas():
         if n_workers <= 1:
-            return [func(X[s]) for s in slices]
+            return fold(func(X[s]) for s in slices)
         with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            return list(pool.map(func, (X[s] for s in slices)))
+            return fold(pool.map(func, (X[s] for s in slices)))

@@ -20,12 +20,13 @@ from somgen._bmu import (
     _Frame,
     _frame_from_data,
     _internal_search,
+    _model_search,
     _search_chunk,
     _to_frame,
 )
 from somgen._initialization import _pca_init, _random_init, _sample_init
 from somgen._neighborhood import NEIGHBORHOODS, _neighborhood_weights
-from somgen._parallel import _effective_n_threads, _single_threaded_blas
+from somgen._parallel import _effective_n_threads, _map_chunks, _single_threaded_blas
 from somgen._schedules import DECAYS, _decay
 from somgen._topology import (
     _are_adjacent,
@@ -449,23 +450,35 @@ class SelfOrganizingMap(
 
         One fused pass finds the exact best and second-best units and the
         distance to the best, against the stored ``codebook_`` (exactly what
-        ``predict`` and ``score`` use).
+        ``predict`` and ``score`` use), and reduces them chunk by chunk to the
+        QE and TE sums: no per-sample array outlives its chunk.
         """
         self.codebook_ = ((codebook + self._offset) / self._scale).astype(X.dtype)
         self._fitted_grid = self._grid
-        best, second, dist = _best_matching_units(
+        frame = self._frame
+        search = _model_search(self.codebook_, frame, X.dtype)
+        grid = self._grid
+        one_unit = self.n_rows * self.n_cols == 1
+
+        def work(chunk):
+            best, second, dist = _search_chunk(
+                chunk, search, frame, second=True, distances=True
+            )
+            if one_unit:  # nothing to fold on a one-unit map
+                return float(dist.sum()), 0
+            folded = ~_are_adjacent(best, second, **grid)
+            return float(dist.sum()), int(np.count_nonzero(folded))
+
+        total, folded = _map_chunks(
+            work,
             X,
-            self.codebook_,
-            second=True,
-            n_jobs=self._n_threads,
-            frame=self._frame,
-            distances=True,
+            search.n_units,
+            self._n_threads,
+            reduce=lambda acc, part: (acc[0] + part[0], acc[1] + part[1]),
         )
-        self.quantization_error_ = float(np.mean(dist))
-        adjacent = _are_adjacent(best, second, **self._grid)
-        if self.n_rows * self.n_cols == 1:
-            adjacent[:] = True  # nothing to fold on a one-unit map
-        self.topographic_error_ = float(np.mean(~adjacent))
+        n = X.shape[0]
+        self.quantization_error_ = total / n / frame.scale
+        self.topographic_error_ = folded / n
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):

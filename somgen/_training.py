@@ -79,15 +79,19 @@ def _batch_statistics(X, frame, codebook, n_jobs=None):
     def work(chunk):
         return _chunk_statistics(chunk, search, frame)
 
-    parts = _map_chunks(work, X, search.n_units, _effective_n_threads(n_jobs))
-    # Reduce in chunk order: bit-identical for any n_jobs.
-    sums = np.zeros(codebook.shape)
-    counts = np.zeros(codebook.shape[0])
-    sq_error = 0.0
-    for part_sums, part_counts, part_error in parts:
-        sums += part_sums
-        counts += part_counts
-        sq_error += part_error
+    def add(acc, part):
+        sums, counts, sq_error = acc
+        sums += part[0]  # in place: the first chunk's arrays are ours
+        counts += part[1]
+        return sums, counts, sq_error + part[2]
+
+    if X.shape[0] == 0:
+        return np.zeros(codebook.shape), np.zeros(codebook.shape[0]), 0.0
+    # Reduced in chunk order as results arrive: bit-identical for any n_jobs,
+    # and O(n_threads) partial sums alive at a time.
+    sums, counts, sq_error = _map_chunks(
+        work, X, search.n_units, _effective_n_threads(n_jobs), reduce=add
+    )
     return sums, counts, sq_error
 
 
