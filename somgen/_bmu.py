@@ -50,6 +50,7 @@ from somgen._parallel import (
     _chunk_slices,
     _effective_n_threads,
     _map_chunks,
+    _scratch,
 )
 
 # Data whose magnitude lies in this range is used unscaled.
@@ -140,7 +141,7 @@ def _to_frame(X_block, frame, out):
 def _augment(X_chunk, frame, dtype):
     """``[X_chunk * scale - offset, 1]`` in ``dtype``: the left GEMM operand."""
     n, d = X_chunk.shape
-    augmented = np.empty((n, d + 1), dtype=dtype)
+    augmented = _scratch("augmented", (n, d + 1), dtype)
     with np.errstate(over="ignore", invalid="ignore"):
         _to_frame(X_chunk, frame, augmented[:, :d])
     augmented[:, d] = 1.0
@@ -369,7 +370,7 @@ def _scored_blocks(X_chunk, augmented, search, second):
     n_units = search.n_units
     itemsize = search.ranking.dtype.itemsize
     size = max(8, _BLOCK_BYTES // (n_units * itemsize))
-    buffer = np.empty((min(size, n), n_units), dtype=search.ranking.dtype)
+    buffer = _scratch("scores", (min(size, n), n_units), search.ranking.dtype)
     x = augmented[:, :-1]
     with np.errstate(over="ignore", invalid="ignore"):
         x_norm = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))

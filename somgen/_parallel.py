@@ -37,6 +37,7 @@ import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import threadpoolctl
 from joblib import cpu_count, effective_n_jobs
 from threadpoolctl import ThreadpoolController
@@ -51,6 +52,8 @@ _MIN_CHUNK = 256
 # scaling on two: OpenBLAS serialises many small concurrent GEMM calls, and the
 # per-block Python work holds the GIL (measured in benchmarks/README.md).
 _BLOCK_BYTES = 1 << 22
+
+_SCRATCH = threading.local()
 
 _CONTROLLER = None
 _PIN_LOCK = threading.Lock()
@@ -152,6 +155,32 @@ def _single_threaded_blas():
                 _release_blas_control()
 
 
+def _scratch(name, shape, dtype):
+    """A per-thread reusable buffer of at least ``shape`` (a view of that shape).
+
+    Chunk kernels allocate the same few large temporaries for every chunk;
+    fresh multi-MiB allocations are page-faulted in each time, and concurrent
+    page faults serialise the threads in the kernel. Reusing one buffer per
+    thread and name keeps them warm for the duration of one ``_map_chunks``
+    call. The buffer is overwritten by the next call with the same name on the
+    same thread: callers must not keep it.
+    """
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape))
+    cache = getattr(_SCRATCH, "buffers", None)
+    if cache is None:
+        cache = _SCRATCH.buffers = {}
+    buffer = cache.get((name, dtype))
+    if buffer is None or buffer.size < size:
+        buffer = cache[(name, dtype)] = np.empty(size, dtype=dtype)
+    return buffer[:size].reshape(shape)
+
+
+def _release_scratch():
+    """Drop the calling thread's scratch buffers."""
+    _SCRATCH.__dict__.pop("buffers", None)
+
+
 def _chunk_slices(n_samples, n_units, n_features=0):
     """The fixed partition of samples into chunks (independent of ``n_jobs``).
 
@@ -187,6 +216,11 @@ def _map_chunks(func, X, n_units, n_threads, reduce=None):
 
     with _single_threaded_blas():
         if n_workers <= 1:
-            return fold(func(X[s]) for s in slices)
+            try:
+                return fold(func(X[s]) for s in slices)
+            finally:
+                # Scratch buffers live for one call only (pool threads take
+                # theirs with them when the pool shuts down).
+                _release_scratch()
         with ThreadPoolExecutor(max_workers=n_workers) as pool:
             return fold(pool.map(func, (X[s] for s in slices)))

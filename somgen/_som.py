@@ -26,7 +26,12 @@ from somgen._bmu import (
 )
 from somgen._initialization import _pca_init, _random_init, _sample_init
 from somgen._neighborhood import NEIGHBORHOODS, _neighborhood_weights
-from somgen._parallel import _effective_n_threads, _map_chunks, _single_threaded_blas
+from somgen._parallel import (
+    _effective_n_threads,
+    _map_chunks,
+    _release_scratch,
+    _single_threaded_blas,
+)
 from somgen._schedules import DECAYS, _decay
 from somgen._topology import (
     _are_adjacent,
@@ -429,10 +434,17 @@ class SelfOrganizingMap(
         """One shuffled pass of mini-batch updates over ``X`` (in place on the
         float64 internal ``codebook``); batch ``b`` uses ``sigmas[b]`` and
         ``rates[b]``."""
-        frame = self._frame
         batch = min(self.batch_size, X.shape[0])
         order = random_state.permutation(X.shape[0])
         direct = batch * codebook.size <= _DIRECT_SEARCH_ELEMENTS
+        try:
+            self._online_batches(X, codebook, order, batch, direct, sigmas, rates)
+        finally:
+            _release_scratch()
+
+    def _online_batches(self, X, codebook, order, batch, direct, sigmas, rates):
+        """Mini-batch updates over ``X[order]`` (see :meth:`_online_pass`)."""
+        frame = self._frame
         for b, start in enumerate(range(0, X.shape[0], batch)):
             X_batch = X[order[start : start + batch]]
             X_internal = np.multiply(X_batch, frame.scale, dtype=np.float64)

@@ -141,3 +141,15 @@ def test_fit_is_bit_identical_for_every_thread_count(monkeypatch, dtype, algorit
     with threadpool_limits(limits=1, user_api="blas"):
         som = SelfOrganizingMap(6, 5, **params).fit(X)
     assert_array_equal(som.codebook_, reference.codebook_)
+
+
+@pytest.mark.parametrize(
+    "params", [dict(n_jobs=1), dict(n_jobs=2), dict(algorithm="online", batch_size=500)]
+)
+def test_calls_keep_no_scratch_buffers_afterwards(params):
+    # Chunk kernels reuse per-thread buffers within one call; none may outlive it.
+    X = np.random.RandomState(3).normal(size=(3000, 8))
+    som = SelfOrganizingMap(5, 5, n_epochs=2, random_state=0, **params).fit(X)
+    som.predict(X)
+    som.score(X)
+    assert getattr(parallel_mod._SCRATCH, "buffers", None) is None
