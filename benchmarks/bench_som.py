@@ -48,7 +48,7 @@ from somgen._bmu import _best_matching_units
 from somgen._parallel import _chunk_slices, _single_threaded_blas
 from somgen.metrics import u_matrix
 
-DEFAULT_OUTPUT = Path(__file__).with_name("results_som.json")
+DEFAULT_OUTPUT = Path(__file__).with_name("results") / "bench_som.json"
 _BUSY = (
     "import numpy as np\n"
     "a = np.random.default_rng(0).random((300, 300))\n"
@@ -514,6 +514,7 @@ def main(argv=None):
         bench_memory(2_000_000, results)
     results["meta"]["seconds"] = time.perf_counter() - tic
     print(f"done in {results['meta']['seconds']:.0f} s; results in {args.output}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=1, default=str))
     return 0
 

@@ -50,3 +50,19 @@ def test_bench_som_quick_runs_exact_and_bit_identical(tmp_path):
         for row in results["collapse"]
     )
     assert all(row["peak_mib"] < 4 * row["input_mib"] + 64 for row in results["memory"])
+
+
+@pytest.mark.slow
+def test_bench_generative_speed_quick_runs_and_impute_matches(tmp_path):
+    bench = _load("bench_generative_speed")
+    out = tmp_path / "speed.json"
+    results = bench.main(["--quick", "--repeat", "1", "--json", str(out)])
+    assert json.loads(out.read_text())["meta"]["mode"] == "quick"
+    assert {row["covariance_type"] for row in results["kernels"]} >= {
+        "diag",
+        "spherical",
+        "tied",
+        "full",
+    }
+    # The fast impute must agree with the previous algorithm (not a timing).
+    assert results["impute"]["max_abs_diff_vs_reference"] < 1e-9
