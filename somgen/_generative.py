@@ -169,6 +169,17 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
     :class:`~sklearn.mixture.GaussianMixture`), whereas
     :meth:`sklearn.neighbors.KernelDensity.score` returns the *sum*.
 
+    Log-densities are exact for every covariance type: the fast expanded
+    (matrix-product) form carries a rounding-error bound per sample, and the
+    rare samples where it could matter (far from the means relative to their
+    spread) are recomputed directly. Posteriors sum to 1 for any finite input.
+    Every pass over the data (E-step, :meth:`score_samples`, :meth:`predict`,
+    :meth:`predict_proba`) runs by chunks, on all usable cores capped by the BLAS
+    thread limit in effect (like ``SelfOrganizingMap(n_jobs=None)``), with BLAS
+    on one thread inside each chunk: memory is O(chunk x n_units) (beyond the
+    output of :meth:`predict_proba`) and results are bit-identical for any
+    thread count.
+
     Examples
     --------
     >>> import numpy as np
