@@ -753,7 +753,7 @@ class SelfOrganizingMap(
                 f"got {X.shape[1]} column(s)."
             )
         units, weights = _interpolation_stencil(
-            np.asarray(X, dtype=np.float64), **self._grid
+            np.asarray(X, dtype=np.float64), **self._fitted_grid
         )
         codebook = self.codebook_.astype(np.float64)
         out = np.einsum("nv,nvf->nf", weights, codebook[units])

@@ -228,3 +228,12 @@ def test_som_inverse_transform_huge_coordinates_clamp_or_wrap(topology, periodic
         # Clamped to the top-right and top-left corner units of the grid.
         assert_allclose(out[0], som.codebook_[-1])
         assert_allclose(out[1], som.codebook_[-6])
+
+
+def test_som_inverse_transform_uses_the_fitted_grid_after_set_params():
+    X = np.random.RandomState(10).normal(size=(300, 3))
+    som = SelfOrganizingMap(6, 6, random_state=0).fit(X)
+    expected = som.inverse_transform([[5.0, 5.0], [2.5, 1.0]])
+    som.set_params(n_rows=7, n_cols=2)
+    assert_allclose(som.inverse_transform([[5.0, 5.0], [2.5, 1.0]]), expected)
+    assert_allclose(expected[0], som.codebook_[35])
