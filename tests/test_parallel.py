@@ -153,3 +153,23 @@ def test_calls_keep_no_scratch_buffers_afterwards(params):
     som.predict(X)
     som.score(X)
     assert getattr(parallel_mod._SCRATCH, "buffers", None) is None
+
+
+@pytest.mark.parametrize("n_jobs", [None, 1, 2])
+def test_chunk_kernels_run_with_single_threaded_blas(monkeypatch, n_jobs):
+    # The default n_jobs=None ran multi-threaded BLAS inside the small block
+    # products, which collapses under load; every n_jobs must pin it.
+    _needs_blas_threads()
+    import somgen._training as training_mod
+
+    seen = []
+    original = training_mod._chunk_statistics
+
+    def spy(*args, **kwargs):
+        seen.append(max(_blas_threads()))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training_mod, "_chunk_statistics", spy)
+    X = np.random.RandomState(4).normal(size=(2000, 4))
+    SelfOrganizingMap(4, 4, n_epochs=2, n_jobs=n_jobs, random_state=0).fit(X)
+    assert seen and set(seen) == {1}

@@ -237,3 +237,22 @@ def test_som_inverse_transform_uses_the_fitted_grid_after_set_params():
     som.set_params(n_rows=7, n_cols=2)
     assert_allclose(som.inverse_transform([[5.0, 5.0], [2.5, 1.0]]), expected)
     assert_allclose(expected[0], som.codebook_[35])
+
+
+def test_som_big_map_smoothing_never_forms_the_unit_by_unit_matrix():
+    # Smoothing cost and memory grew as n_units^2 (a 200x200 map on 10 samples
+    # took ~50 s per epoch, by blocks of a 40000-column neighbourhood matrix).
+    X = np.random.RandomState(11).normal(size=(10, 3))
+    som = SelfOrganizingMap(200, 200, n_epochs=2, random_state=0)
+    tracemalloc.start()
+    try:
+        with pytest.warns(UserWarning, match="more units"):
+            som.fit(X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    n_units = 200 * 200
+    # A few (n_units, n_features + 1) arrays, far from one (n_units, n_units) block
+    # row of 100 units (32 MB).
+    assert peak < 100 * n_units * 8 / 2, peak
+    assert np.all(np.isfinite(som.codebook_))
