@@ -4,6 +4,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import logsumexp
+from sklearn import get_config
 from sklearn.base import BaseEstimator, DensityMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -11,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from somgen._mixture import (
     _compute_precision_cholesky,
     _conditional_impute,
+    _conditional_sample,
     _dirichlet_weights,
     _estimate_covariances,
     _n_parameters,
@@ -483,17 +485,21 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         n_samples : int, default=1
             Number of samples.
 
-        units : array-like of int, default=None
-            Restrict sampling to these units (a region of the map); their
-            weights are renormalised. All units by default.
+        units : array-like of int or bool, default=None
+            Restrict sampling to these units (a region of the map): unit
+            indices, or a boolean mask of shape (n_units,) with True for the
+            allowed units. Their weights are renormalised. All units by default.
+            A mask and the equivalent indices give identical draws.
 
         random_state : int, RandomState instance or None, default=None
             Seed for this call; ``None`` uses the estimator's ``random_state``.
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features)
-            Samples, in random order.
+        X : ndarray or DataFrame of shape (n_samples, n_features)
+            Samples, in random order. A pandas DataFrame when the output is
+            configured so (see :meth:`set_output`), with columns
+            ``feature_names_in_`` (``x0``, ``x1``, ... without them).
 
         unit_indices : ndarray of shape (n_samples,)
             Unit (component) each sample was drawn from.
@@ -510,7 +516,7 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         rng = check_random_state(
             self.random_state if random_state is None else random_state
         )
-        return _sample(
+        X, unit_indices = _sample(
             rng,
             int(n_samples),
             self.weights_,
@@ -519,6 +525,7 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
             self.covariance_type,
             units=units,
         )
+        return self._wrap_output(X), unit_indices
 
     def impute(self, X):
         """Fill missing entries (NaN) with their conditional mean.
@@ -534,11 +541,20 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
 
         Returns
         -------
-        X_imputed : ndarray of shape (n_samples, n_features)
-            Completed data, float64.
+        X_imputed : ndarray or DataFrame of shape (n_samples, n_features)
+            Completed data, float64. A pandas DataFrame when the output is
+            configured so (see :meth:`set_output`), with columns
+            ``feature_names_in_`` (``x0``, ``x1``, ... without them) and the
+            index of ``X`` when ``X`` is a DataFrame.
+
+        See Also
+        --------
+        sample_conditional : Draws from the conditional law (multiple
+            imputation) instead of its mean.
         """
+        index = getattr(X, "index", None)
         X = self._check_X(X, ensure_all_finite="allow-nan")
-        return _conditional_impute(
+        X_imputed = _conditional_impute(
             X,
             self.weights_,
             self.means_,
@@ -546,6 +562,147 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
             self.covariance_type,
             precisions_cholesky=self.precisions_cholesky_,
         )
+        return self._wrap_output(X_imputed, index=index)
+
+    def sample_conditional(self, X, n_draws=1, *, random_state=None):
+        """Draw the missing entries (NaN) from their conditional law.
+
+        This is multiple imputation: for each row with observed entries ``o``
+        and missing entries ``m``, each draw picks a unit ``k`` with probability
+        ``p(k | x_o)``, the posterior under the mixture's marginal on the
+        observed features, then draws
+
+        .. math::
+
+            x_m \\sim \\mathcal{N}\\big(\\mu_{k,m} + \\Sigma_{k,mo}
+            \\Sigma_{k,oo}^{-1} (x_o - \\mu_{k,o}),\\;
+            \\Sigma_{k,mm} - \\Sigma_{k,mo} \\Sigma_{k,oo}^{-1}
+            \\Sigma_{k,om}\\big),
+
+        the exact conditional of the mixture, for every ``covariance_type``
+        (with ``"diag"`` and ``"spherical"`` the missing features are
+        independent given the unit). The mean of the draws is the conditional
+        mean returned by :meth:`impute`. Rows are grouped by missingness
+        pattern and computed by chunks, on several threads, with the same
+        exact posteriors as :meth:`impute`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with NaN for missing values. Infinite values are rejected.
+
+        n_draws : int, default=1
+            Number of draws per row.
+
+        random_state : int, RandomState instance or None, default=None
+            Seed for this call; ``None`` uses the estimator's ``random_state``.
+            An int gives the same draws on every call, whatever the number of
+            threads.
+
+        Returns
+        -------
+        X_drawn : ndarray of shape (n_draws, n_samples, n_features)
+            ``X_drawn[j]`` is one completed copy of ``X``: observed entries are
+            copied unchanged, missing ones drawn, independently across draws
+            and rows. The array is 3-D even when ``n_draws=1``, and always a
+            NumPy array (each ``X_drawn[j]`` can be wrapped in a DataFrame with
+            the columns of ``X``). Complete rows are repeated as they are;
+            fully missing rows are draws from the whole mixture.
+
+        See Also
+        --------
+        impute : The conditional mean.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from somgen import SelfOrganizingMap, SOMGenerativeModel
+        >>> X, _ = load_iris(return_X_y=True)
+        >>> model = SOMGenerativeModel(SelfOrganizingMap(4, 4), random_state=0)
+        >>> model = model.fit(X)
+        >>> row = [[5.1, np.nan, 1.4, 0.2]]
+        >>> draws = model.sample_conditional(row, n_draws=2000, random_state=0)
+        >>> draws.shape
+        (2000, 1, 4)
+        >>> bool(np.abs(draws.mean(axis=0) - model.impute(row)).max() < 0.05)
+        True
+        """
+        X = self._check_X(X, ensure_all_finite="allow-nan")
+        if (
+            isinstance(n_draws, bool)
+            or not isinstance(n_draws, Integral)
+            or n_draws < 1
+        ):
+            raise ValueError(f"n_draws must be a positive integer; got {n_draws!r}.")
+        rng = check_random_state(
+            self.random_state if random_state is None else random_state
+        )
+        return _conditional_sample(
+            rng,
+            X,
+            int(n_draws),
+            self.weights_,
+            self.means_,
+            self.covariances_,
+            self.covariance_type,
+            precisions_cholesky=self.precisions_cholesky_,
+        )
+
+    # ------------------------------------------------------------ output format
+    def set_output(self, *, transform=None):
+        """Set the container returned by :meth:`sample` and :meth:`impute`.
+
+        The model is not a transformer, so scikit-learn's automatic wrapping of
+        ``transform`` does not apply; this method follows the same API and
+        stores its choice where :func:`sklearn.base.clone` copies it. Without
+        a call (or with ``transform=None``), the global setting
+        ``sklearn.set_config(transform_output=...)`` decides.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas"} or None, default=None
+            ``"default"``: NumPy arrays; ``"pandas"``: a DataFrame whose
+            columns are ``feature_names_in_`` (``x0``, ``x1``, ... when the
+            model was fitted without feature names) and whose index is that of
+            the input of :meth:`impute` when it is a DataFrame. ``None`` leaves
+            the configuration unchanged. The unit indices of :meth:`sample` and
+            the draws of :meth:`sample_conditional` stay NumPy arrays.
+
+        Returns
+        -------
+        self : SOMGenerativeModel
+            This estimator.
+        """
+        if transform is None:
+            return self
+        if transform not in ("default", "pandas"):
+            raise ValueError(
+                "set_output(transform=...) must be 'default', 'pandas' or None; "
+                f"got {transform!r}."
+            )
+        self._sklearn_output_config = {"transform": transform}
+        return self
+
+    def _wrap_output(self, X, index=None):
+        """``X`` as a DataFrame when the output is configured so."""
+        config = getattr(self, "_sklearn_output_config", {}).get("transform")
+        if config is None:
+            config = get_config()["transform_output"]
+        if config != "pandas":
+            # "default", or a global container this model does not produce
+            # (e.g. polars): plain arrays, as before any configuration.
+            return X
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - pandas is optional
+            raise ImportError(
+                "pandas output requires pandas: pip install pandas."
+            ) from exc
+        columns = getattr(self, "feature_names_in_", None)
+        if columns is None:
+            columns = [f"x{i}" for i in range(self.n_features_in_)]
+        return pd.DataFrame(X, columns=list(columns), index=index)
 
     def _n_parameters(self):
         return _n_parameters(

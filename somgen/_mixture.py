@@ -1731,8 +1731,18 @@ def _pinned_em(
 
 
 def _check_units(units, n_components):
-    """Validate unit indices; return the sorted unique indices."""
+    """Validate unit indices or a boolean mask; return the sorted unique indices."""
     units = np.asarray(units)
+    if units.dtype == bool:
+        if units.shape != (n_components,):
+            raise ValueError(
+                f"A boolean units mask must have shape ({n_components},), one "
+                f"entry per unit of the map; got shape {units.shape}. Pass "
+                "integer unit indices or a mask over all the units."
+            )
+        if not units.any():
+            raise ValueError("The units mask selects no unit (it has no True entry).")
+        return np.flatnonzero(units)
     if units.ndim == 0:
         units = units.reshape(1)
     if units.ndim != 1 or units.size == 0:
@@ -1742,7 +1752,8 @@ def _check_units(units, n_components):
         )
     if not np.issubdtype(units.dtype, np.integer):
         raise ValueError(
-            f"units must be integer unit indices, got dtype {units.dtype}."
+            "units must be integer unit indices or a boolean mask of length "
+            f"{n_components}, got dtype {units.dtype}."
         )
     invalid = units[(units < 0) | (units >= n_components)]
     if invalid.size:
@@ -1773,8 +1784,9 @@ def _sample(rng, n_samples, weights, means, covariances, covariance_type, units=
 
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
 
-    units : array-like of int, default=None
-        Components to draw from; their weights are renormalised. All by default.
+    units : array-like of int or bool, default=None
+        Components to draw from (indices, or a boolean mask of length
+        ``n_components``); their weights are renormalised. All by default.
 
     Returns
     -------
@@ -2082,6 +2094,255 @@ def _impute_pattern(
     if chunk_size is None:
         row_floats = _row_floats(terms) + n_components * miss.size
         chunk_size = max(1, _CHUNK_FLOATS // row_floats)
+    _map_log_prob(X_known, terms, fill, window=_NEGLIGIBLE_NATS, chunk_size=chunk_size)
+
+
+def _conditional_factors(precisions_cholesky, covariance_type, obs, miss):
+    """Gains and square roots of the conditional covariances of ``miss``.
+
+    With ``P_k[miss].T = Q_k R_k`` (thin QR), ``Lambda_k,mm = R_k^T R_k``, so the
+    conditional covariance ``Sigma_k,mm - Sigma_k,mo Sigma_k,oo^{-1} Sigma_k,om
+    = Lambda_k,mm^{-1}`` (a Schur complement) equals ``A_k A_k^T`` with ``A_k =
+    R_k^{-1}``, and the gain ``Sigma_k,mo Sigma_k,oo^{-1} = -Lambda_k,mm^{-1}
+    Lambda_k,mo`` is ``-R_k^{-1} (P_k[obs] Q_k)^T`` (see :func:`_tied_marginal`).
+
+    Returns
+    -------
+    gains : ndarray of shape ([n_components,] n_missing, n_observed) or None
+        None for ``'diag'`` and ``'spherical'``, whose gains are zero.
+
+    roots : ndarray
+        ``A_k`` of shape ([n_components,] n_missing, n_missing) for ``'full'``
+        (``'tied'``); standard deviations of shape (n_components, n_missing)
+        for ``'diag'`` and (n_components,) for ``'spherical'``.
+    """
+    if covariance_type == "diag":
+        return None, 1.0 / precisions_cholesky[:, miss]
+    if covariance_type == "spherical":
+        return None, 1.0 / precisions_cholesky
+    P = precisions_cholesky
+    if covariance_type == "tied":
+        P = P[np.newaxis]
+    Q, R = np.linalg.qr(P[:, miss, :].transpose(0, 2, 1))
+    roots = np.triu(np.linalg.inv(R))
+    gains = -np.linalg.solve(R, (P[:, obs, :] @ Q).transpose(0, 2, 1))
+    if covariance_type == "tied":
+        return gains[0], roots[0]
+    return gains, roots
+
+
+def _choose_components(resp, uniforms):
+    """Component drawn with probabilities ``resp`` for each uniform in (0, 1].
+
+    ``resp`` has shape (n_samples, n_components) and ``uniforms`` shape
+    (n_draws, n_samples); returns the (n_draws, n_samples) indices by inversion
+    of the cumulative sums. A component with zero probability is never drawn:
+    the target ``u * total`` is positive and at most the total.
+    """
+    cumulative = np.cumsum(resp, axis=1)
+    targets = uniforms * cumulative[:, -1]
+    return (cumulative < targets[..., np.newaxis]).sum(axis=-1)
+
+
+def _conditional_sample(
+    rng,
+    X,
+    n_draws,
+    weights,
+    means,
+    covariances,
+    covariance_type,
+    *,
+    precisions_cholesky=None,
+    chunk_size=None,
+):
+    """Draw the NaNs of ``X`` from their conditional law given the observed entries.
+
+    For a row with observed entries ``o`` and missing entries ``m``, each draw
+    picks a component ``k`` with probability ``p(k | x_o)`` (the posterior under
+    the marginal on ``o``, computed by the exact kernels of
+    :func:`_conditional_impute`), then ``x_m ~ N(mu_k,m + Sigma_k,mo
+    Sigma_k,oo^{-1} (x_o - mu_k,o), Sigma_k,mm - Sigma_k,mo Sigma_k,oo^{-1}
+    Sigma_k,om)``. Rows are grouped by missingness pattern and processed by
+    chunks of rows. The random numbers of a pattern are drawn before its chunks
+    are computed, so the draws depend on ``rng`` only, not on the thread count.
+
+    Parameters
+    ----------
+    rng : numpy.random.RandomState
+
+    X : ndarray of shape (n_samples, n_features)
+        Data with NaN marking missing entries.
+
+    n_draws : int
+        Number of draws, at least 1.
+
+    weights, means, covariances, covariance_type, precisions_cholesky
+        As in :func:`_conditional_impute`.
+
+    chunk_size : int, default=None
+        Rows per chunk within a pattern.
+
+    Returns
+    -------
+    X_drawn : ndarray of shape (n_draws, n_samples, n_features)
+        ``X_drawn[j]`` is ``X`` with its NaNs replaced by the ``j``-th draw;
+        observed entries are copied unchanged. Fully missing rows are draws
+        from the whole mixture.
+    """
+    _check_covariance_type(covariance_type)
+    if n_draws < 1:
+        raise ValueError(f"n_draws must be at least 1, got {n_draws}.")
+    X = np.asarray(X, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    out = np.empty((n_draws,) + X.shape)
+    out[...] = X
+    missing = np.isnan(X)
+    incomplete = np.flatnonzero(missing.any(axis=1))
+    if incomplete.size == 0:
+        return out
+    n_components, n_features = means.shape
+    if precisions_cholesky is None:
+        precisions_cholesky = _compute_precision_cholesky(covariances, covariance_type)
+    log_weights = _log_weights(weights)
+    log_det = _log_det_precision_cholesky(
+        precisions_cholesky, covariance_type, n_features
+    )
+    full_terms = None
+    if covariance_type == "full":
+        full_terms = (
+            _gaussian_terms(means, precisions_cholesky, "full"),
+            precisions_cholesky @ precisions_cholesky.transpose(0, 2, 1),
+        )
+    patterns, inverse = np.unique(missing[incomplete], axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(patterns) + 1))
+    with _single_threaded_blas():
+        for p, pattern in enumerate(patterns):
+            rows = incomplete[order[bounds[p] : bounds[p + 1]]]
+            miss = np.flatnonzero(pattern)
+            obs = np.flatnonzero(~pattern)
+            # All random numbers of the pattern, in a fixed order.
+            uniforms = 1.0 - rng.random_sample((n_draws, rows.size))
+            noise = rng.standard_normal((n_draws, rows.size, miss.size))
+            _sample_pattern(
+                out,
+                X,
+                rows,
+                obs,
+                miss,
+                uniforms,
+                noise,
+                weights=weights,
+                log_weights=log_weights,
+                means=means,
+                precisions_cholesky=precisions_cholesky,
+                log_det=log_det,
+                covariance_type=covariance_type,
+                chunk_size=chunk_size,
+                full_terms=full_terms,
+            )
+    return out
+
+
+def _sample_pattern(
+    out,
+    X,
+    rows,
+    obs,
+    miss,
+    uniforms,
+    noise,
+    *,
+    weights,
+    log_weights,
+    means,
+    precisions_cholesky,
+    log_det,
+    covariance_type,
+    chunk_size,
+    full_terms,
+):
+    """Fill, in place, the entries ``miss`` of the rows ``rows`` of every draw."""
+    n_components = means.shape[0]
+    gains, roots = _conditional_factors(precisions_cholesky, covariance_type, obs, miss)
+    if covariance_type == "full":
+        # mu_k,m + G_k (x_o - mu_k,o) = offsets_k + G_k (x_o - shift).
+        shift = means[:, obs].mean(axis=0)
+        stacked_gains = np.ascontiguousarray(gains.transpose(2, 0, 1)).reshape(
+            obs.size, n_components * miss.size
+        )
+        offsets = means[:, miss] - np.einsum("kmo,ko->km", gains, means[:, obs] - shift)
+
+    def draw(sub, resp):
+        """Draws for the rows ``rows[sub]``, given their posteriors ``resp``."""
+        components = _choose_components(resp, uniforms[:, sub])
+        z = noise[:, sub]
+        x_obs = X[np.ix_(rows[sub], obs)]
+        if covariance_type == "full":
+            projected = ((x_obs - shift) @ stacked_gains).reshape(
+                -1, n_components, miss.size
+            )
+            index = np.arange(projected.shape[0])
+            centre = offsets[components] + projected[index, components]
+            z = np.einsum("drmj,drj->drm", roots[components], z)
+        elif covariance_type == "tied":
+            centre = means[:, miss][components] + np.einsum(
+                "dro,mo->drm", x_obs - means[:, obs][components], gains
+            )
+            z = z @ roots.T
+        elif covariance_type == "diag":
+            centre = means[:, miss][components]
+            z = z * roots[components]
+        else:
+            centre = means[:, miss][components]
+            z = z * roots[components][..., np.newaxis]
+        out[:, rows[sub, np.newaxis], miss] = centre + z
+
+    n_draws = uniforms.shape[0]
+    if obs.size == 0:
+        # The posterior given nothing is the prior.
+        for sub in _chunks(rows.size, n_draws * (n_components + miss.size**2)):
+            draw(sub, np.broadcast_to(weights, (sub.stop - sub.start, n_components)))
+        return
+
+    if covariance_type == "full":
+        terms, _ = _pattern_terms(*full_terms, log_det, log_weights, obs, miss)
+        X_known = np.zeros((rows.size, X.shape[1]))
+        X_known[:, obs] = X[np.ix_(rows, obs)]
+    else:
+        if covariance_type == "tied":
+            factors, log_det_obs, _ = _tied_marginal(
+                precisions_cholesky, log_det, obs, miss
+            )
+        elif covariance_type == "diag":
+            factors = precisions_cholesky[:, obs]
+            log_det_obs = np.log(factors).sum(axis=1)
+        else:
+            factors = precisions_cholesky
+            log_det_obs = obs.size * np.log(factors)
+        terms = _gaussian_terms(
+            means[:, obs],
+            factors,
+            covariance_type,
+            log_weights=log_weights,
+            log_det=log_det_obs,
+        )
+        X_known = X[np.ix_(rows, obs)]
+
+    def fill(sub, resp, offset, design):
+        _normalise_rows(resp, offset)
+        draw(sub, resp)
+
+    if chunk_size is None:
+        # Beyond the kernel's temporaries: the component comparisons (bytes),
+        # the gathered means, noise and factors of every draw.
+        per_draw = n_components // 8 + 2 + 4 * miss.size
+        if covariance_type == "full":
+            per_draw += miss.size**2
+        row_floats = _row_floats(terms) + n_components * miss.size
+        chunk_size = max(1, _CHUNK_FLOATS // (row_floats + n_draws * per_draw))
     _map_log_prob(X_known, terms, fill, window=_NEGLIGIBLE_NATS, chunk_size=chunk_size)
 
 
