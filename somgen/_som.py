@@ -776,8 +776,23 @@ class SelfOrganizingMap(
             Minus the mean Euclidean distance between each sample and its
             best-matching prototype.
         """
-        _, _, dist = self._bmus(X, distances=True)
-        return -float(np.mean(dist))
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
+        frame = self._frame
+        search = _model_search(self.codebook_, frame, X.dtype)
+
+        def work(chunk):
+            return float(_search_chunk(chunk, search, frame, distances=True)[2].sum())
+
+        # Summed chunk by chunk: no per-sample array outlives its chunk.
+        total = _map_chunks(
+            work,
+            X,
+            search.n_units,
+            _effective_n_threads(self.n_jobs),
+            reduce=lambda acc, part: acc + part,
+        )
+        return -total / X.shape[0] / frame.scale
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
