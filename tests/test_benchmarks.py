@@ -66,3 +66,15 @@ def test_bench_generative_speed_quick_runs_and_impute_matches(tmp_path):
     }
     # The fast impute must agree with the previous algorithm (not a timing).
     assert results["impute"]["max_abs_diff_vs_reference"] < 1e-9
+
+
+@pytest.mark.slow
+def test_bench_oversampling_quick_runs_and_never_copies(tmp_path):
+    bench = _load("bench_oversampling")
+    out = tmp_path / "oversampling.json"
+    results = bench.main(["--quick", "--n-jobs", "1", "--output", str(out)])
+    assert json.loads(out.read_text())["meta"]["mode"] == "quick"
+    samplers = {row["sampler"] for row in results["records"]}
+    assert {"som", "smote", "none"} <= samplers
+    som_dcr = [r["dcr_ratio"] for r in results["records"] if r["sampler"] == "som"]
+    assert som_dcr and all(d > 0 for d in som_dcr)  # never an exact copy
