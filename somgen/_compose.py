@@ -378,6 +378,12 @@ def sample_pipeline(pipeline, n_samples=1, *, random_state=None):
     earlier step's ``inverse_transform`` is then applied in reverse order.
     ``None`` and ``'passthrough'`` steps are skipped.
 
+    When the step before the last is a planar :class:`SelfOrganizingMap`, the
+    last step models map coordinates: they are drawn from its density truncated
+    to the grid (see :func:`~somgen._latent.sample_latent`), not clamped to the
+    border prototypes by ``inverse_transform``. Such a pipeline still is not a
+    density model of the data (see :ref:`the compose guide <som-latent>`).
+
     Note that ``pipeline.score_samples`` gives densities in the **transformed**
     units of the last step: they are not densities of the data and change with
     the scaling. For log-densities in data units, use
@@ -438,7 +444,16 @@ def sample_pipeline(pipeline, n_samples=1, *, random_state=None):
                 f"Step {name!r} ({type(step).__name__}) of the pipeline has no "
                 "'inverse_transform', so samples cannot be mapped back through it."
             )
-    X = _draw(last, n_samples, random_state, f"The last step {last_name!r}")
+    active = [step for _, step in steps if not (step is None or isinstance(step, str))]
+    # _latent imports this module: import it here, not at the top.
+    from somgen._latent import _is_planar_map, sample_latent
+
+    if active and _is_planar_map(active[-1]):
+        # The last step models map coordinates: draw them truncated to the grid,
+        # where the map's inverse_transform would clamp them to its border.
+        X = sample_latent(last, active[-1], n_samples, random_state=random_state)
+    else:
+        X = _draw(last, n_samples, random_state, f"The last step {last_name!r}")
     for _, step in reversed(steps):
         if step is None or isinstance(step, str):
             continue

@@ -3,12 +3,19 @@
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.special import logsumexp
 from sklearn import get_config
 from sklearn.base import BaseEstimator, DensityMixin, clone
+from sklearn.model_selection import KFold
+from sklearn.neighbors import KernelDensity
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from somgen._latent import (
+    LATENT_BANDWIDTHS,
+    LATENT_CV_SPLITS,
+    _dequantized_coords,
+    _latent_weights,
+)
 from somgen._mixture import (
     _compute_precision_cholesky,
     _conditional_impute,
@@ -23,7 +30,6 @@ from somgen._mixture import (
     _score_samples_chunked,
 )
 from somgen._som import SelfOrganizingMap
-from somgen._topology import _HEX_DY
 from somgen.utils._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
 from somgen.utils._validation import _restore_on_failure
 
@@ -77,15 +83,25 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         Dirichlet pseudo-count ``alpha`` added to every unit's hits, so that units
         without hits keep a small positive weight. Must be non-negative.
 
-    latent_density : estimator or None, default=None
-        Unfitted density estimator with ``fit`` and ``score_samples``, such as
+    latent_density : "auto", estimator or None, default=None
+        Density over the map coordinates that sets the weights. An unfitted
+        estimator with ``fit`` and ``score_samples``, such as
         :class:`~sklearn.neighbors.KernelDensity` or
-        :class:`~sklearn.mixture.GaussianMixture`. It is fitted on the map
+        :class:`~sklearn.mixture.GaussianMixture`, is fitted on the map
         coordinates of the training samples (dequantized by uniform noise over a
         cell), and its values at the units set the weights:
-        ``pi_k`` proportional to ``p_latent(unit_coords_k)``. The model remains an
-        exact normalised mixture on the data space. ``None`` uses the smoothed hit
-        frequencies. With a latent density, EM refines the covariances only.
+        ``pi_k`` proportional to ``p_latent(unit_coords_k)``; EM then refines
+        the covariances only. A fixed bandwidth can lower the held-out
+        likelihood (see the compose guide). ``"auto"`` chooses between no
+        latent density and a Gaussian KernelDensity with bandwidth 0.5, 0.7,
+        1.0, 1.4, 2.0 or 2.8 (grid units) by 5-fold cross-validated held-out
+        log-likelihood of the whole model (weights, covariances and EM refitted
+        on each training fold; the map fitted once). A bandwidth is chosen only
+        if it beats no latent density on every fold and its mean gain exceeds
+        the standard error of its per-fold gains; the search is in
+        ``latent_cv_results_``. ``None`` uses the
+        smoothed hit frequencies, refined by EM. In every case the model
+        remains an exact normalised mixture on the data space.
 
     refine : {"em"} or None, default="em"
         ``"em"`` refines weights and covariances by EM with the means pinned to
@@ -103,7 +119,8 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         Non-negative regularisation added to the diagonal of every covariance.
 
     random_state : int, RandomState instance or None, default=None
-        Seeds the dequantization noise of ``latent_density`` and the draws of
+        Seeds the dequantization noise of ``latent_density``, the folds of
+        ``latent_density="auto"`` and the draws of
         :meth:`sample` (unless ``sample`` gets its own ``random_state``). With
         ``som=None`` it also seeds the default map, but that map (batch training
         from a PCA initialisation) draws random numbers only for the randomized
@@ -139,7 +156,19 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         EM iterations run (0 when ``refine=None``).
 
     latent_density_ : estimator or None
-        The fitted ``latent_density`` (None without one).
+        The fitted ``latent_density``, or the KernelDensity chosen by
+        ``latent_density="auto"`` (None without one, or when ``"auto"`` chose
+        none).
+
+    latent_cv_results_ : dict or None
+        With ``latent_density="auto"``: ``"bandwidth"`` (the candidates, None
+        first for no latent density), ``"mean_test_score"`` (their mean held-out
+        log-likelihood per sample, all 0 when there were fewer than 4 samples
+        and no cross-validation), ``"split_test_scores"`` of shape
+        (n_candidates, n_splits) and ``"eligible"`` (whether the candidate beats
+        no latent density on every fold, by a mean gain above its standard
+        error; always True for None). The chosen candidate is the eligible
+        one with the best mean score. None otherwise.
 
     lower_bound_ : float
         Per-sample penalised log-likelihood of the training data at the end of
@@ -165,7 +194,8 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
     positions, so the mixture there scores map coordinates, ignores the
     distance between a sample and its prototype, and its log-likelihoods are not
     comparable with densities on ``X``. To put a mixture or a kernel density
-    over the map, pass it as ``latent_density``.
+    over the map, pass it as ``latent_density``, or ``latent_density="auto"``
+    to let cross-validation choose a kernel density (or none).
 
     :meth:`score` is the *mean* log-likelihood per sample (the convention of
     :class:`~sklearn.mixture.GaussianMixture`), whereas
@@ -208,7 +238,11 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
             Interval(Real, 0, None, closed="neither"),
         ],
         "weight_concentration": [Interval(Real, 0, None, closed="left")],
-        "latent_density": [HasMethods(["fit", "score_samples"]), None],
+        "latent_density": [
+            StrOptions({"auto"}),
+            HasMethods(["fit", "score_samples"]),
+            None,
+        ],
         "refine": [StrOptions({"em"}), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -274,17 +308,139 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
 
     def _latent_weights(self, som, units, random_state):
         """Weights from a density fitted on dequantized map coordinates."""
-        coords = np.asarray(som.unit_coords_, dtype=np.float64)
-        cell = np.array([1.0, 1.0 if som.topology == "rectangular" else _HEX_DY])
-        jitter = (random_state.uniform(size=(len(units), 2)) - 0.5) * cell
-        latent = clone(self.latent_density).fit(coords[units] + jitter)
-        log_density = np.asarray(latent.score_samples(coords), dtype=np.float64)
-        log_density = np.where(np.isnan(log_density), -np.inf, log_density)
-        if not np.any(np.isfinite(log_density)):
-            raise ValueError(
-                "latent_density gives zero density at every unit of the map."
+        points = _dequantized_coords(
+            som.unit_coords_, units, som.topology, random_state
+        )
+        return _latent_weights(self.latent_density, som.unit_coords_, points)
+
+    def _fit_mixture(self, X, units, means, weights, shrinkage):
+        """Covariances (and weights unless given) for pinned means, then EM.
+
+        ``weights=None`` starts from the smoothed hit frequencies and lets EM
+        refine them; given weights stay fixed. Returns a dict with the
+        attributes of the fitted mixture.
+        """
+        update_weights = weights is None
+        if update_weights:
+            hits = np.bincount(units, minlength=means.shape[0])
+            weights = _dirichlet_weights(hits, self.weight_concentration)
+        covariances = _estimate_covariances(
+            X,
+            units,
+            means,
+            self.covariance_type,
+            shrinkage=shrinkage,
+            reg_covar=self.reg_covar,
+        )
+        if self.refine == "em":
+            result = _pinned_em(
+                X,
+                means,
+                weights,
+                covariances,
+                self.covariance_type,
+                shrinkage=shrinkage,
+                weight_concentration=self.weight_concentration,
+                reg_covar=self.reg_covar,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                update_weights=update_weights,
             )
-        return np.exp(log_density - logsumexp(log_density)), latent
+            return {
+                "weights": result["weights"],
+                "covariances": result["covariances"],
+                "precisions_cholesky": result["precisions_cholesky"],
+                "converged": bool(result["converged"]),
+                "n_iter": int(result["n_iter"]),
+                "lower_bound": float(result["lower_bound"]),
+            }
+        precisions_cholesky = _compute_precision_cholesky(
+            covariances, self.covariance_type
+        )
+        return {
+            "weights": weights,
+            "covariances": covariances,
+            "precisions_cholesky": precisions_cholesky,
+            "converged": True,
+            "n_iter": 0,
+            "lower_bound": None,
+        }
+
+    def _select_latent(self, X, units, som, means, shrinkage, random_state):
+        """``latent_density="auto"``: the candidate with the best CV likelihood.
+
+        The candidates are no latent density (the hit frequencies refined by
+        EM) and Gaussian KernelDensity on the map coordinates with the
+        bandwidths ``LATENT_BANDWIDTHS``. Each is scored by the held-out mean
+        log-likelihood of the whole mixture (weights, covariances and EM fitted
+        on the training folds) on ``LATENT_CV_SPLITS`` shuffled folds, with
+        the map fitted once on all of ``X``. Ties go to the first candidate,
+        no latent density, and a kernel density must beat it on every fold and
+        by more than the standard error of the paired per-fold gains. Returns
+        the weights (None for no latent density),
+        the fitted latent density (or None) and the cross-validation results.
+        """
+        n_samples = X.shape[0]
+        points = _dequantized_coords(
+            som.unit_coords_, units, som.topology, random_state
+        )
+        bandwidths = [None, *LATENT_BANDWIDTHS]
+        n_splits = min(LATENT_CV_SPLITS, n_samples // 2)
+        n_splits = n_splits if n_splits >= 2 else 0  # too few samples: no CV
+        scores = np.zeros((len(bandwidths), n_splits))
+        if n_splits >= 2:
+            folds = KFold(
+                n_splits,
+                shuffle=True,
+                random_state=random_state.randint(np.iinfo(np.int32).max),
+            )
+            for f, (train, test) in enumerate(folds.split(X)):
+                for c, bandwidth in enumerate(bandwidths):
+                    weights = None
+                    if bandwidth is not None:
+                        weights, _ = _latent_weights(
+                            KernelDensity(bandwidth=bandwidth),
+                            som.unit_coords_,
+                            points[train],
+                        )
+                    fitted = self._fit_mixture(
+                        X[train], units[train], means, weights, shrinkage
+                    )
+                    scores[c, f] = np.mean(
+                        _score_samples_chunked(
+                            X[test],
+                            fitted["weights"],
+                            means,
+                            fitted["precisions_cholesky"],
+                            self.covariance_type,
+                        )
+                    )
+        # Without CV every candidate scores 0 and no latent density is kept.
+        mean_scores = scores.mean(axis=1) if n_splits else np.zeros(len(bandwidths))
+        # A kernel density replaces the plain model only if it gains on every
+        # fold and its mean gain exceeds the standard error of the paired
+        # per-fold gains (one-standard-error rule): otherwise the gain is within
+        # the noise of the folds, and on held-out data it tends to be a loss.
+        gains = scores - scores[:1]
+        if n_splits:
+            stderr = gains.std(axis=1, ddof=1) / np.sqrt(n_splits)
+            eligible = (gains.mean(axis=1) > stderr) & np.all(gains > 0, axis=1)
+        else:
+            eligible = np.zeros(len(bandwidths), dtype=bool)
+        eligible[0] = True
+        best = int(np.argmax(np.where(eligible, mean_scores, -np.inf)))
+        cv_results = {
+            "bandwidth": bandwidths,
+            "mean_test_score": mean_scores,
+            "split_test_scores": scores,
+            "eligible": eligible,
+        }
+        if bandwidths[best] is None:
+            return None, None, cv_results
+        weights, latent = _latent_weights(
+            KernelDensity(bandwidth=bandwidths[best]), som.unit_coords_, points
+        )
+        return weights, latent, cv_results
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None):
@@ -311,53 +467,27 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         random_state = check_random_state(self.random_state)
         som = self._fit_map(X, random_state)
         means = np.asarray(som.codebook_, dtype=np.float64)
-        n_units = means.shape[0]
         units = np.asarray(som.predict(X))
         shrinkage = self._shrinkage(X.shape[1])
 
-        if self.latent_density is None:
-            hits = np.bincount(units, minlength=n_units)
-            weights = _dirichlet_weights(hits, self.weight_concentration)
-            self.latent_density_ = None
-        else:
+        weights = None
+        self.latent_density_ = None
+        self.latent_cv_results_ = None
+        if isinstance(self.latent_density, str):  # "auto"
+            weights, self.latent_density_, self.latent_cv_results_ = (
+                self._select_latent(X, units, som, means, shrinkage, random_state)
+            )
+        elif self.latent_density is not None:
             weights, self.latent_density_ = self._latent_weights(
                 som, units, random_state
             )
-
-        covariances = _estimate_covariances(
-            X,
-            units,
-            means,
-            self.covariance_type,
-            shrinkage=shrinkage,
-            reg_covar=self.reg_covar,
-        )
-        if self.refine == "em":
-            result = _pinned_em(
-                X,
-                means,
-                weights,
-                covariances,
-                self.covariance_type,
-                shrinkage=shrinkage,
-                weight_concentration=self.weight_concentration,
-                reg_covar=self.reg_covar,
-                max_iter=self.max_iter,
-                tol=self.tol,
-                update_weights=self.latent_density is None,
-            )
-            weights = result["weights"]
-            covariances = result["covariances"]
-            precisions_cholesky = result["precisions_cholesky"]
-            self.converged_ = bool(result["converged"])
-            self.n_iter_ = int(result["n_iter"])
-            self.lower_bound_ = float(result["lower_bound"])
-        else:
-            precisions_cholesky = _compute_precision_cholesky(
-                covariances, self.covariance_type
-            )
-            self.converged_ = True
-            self.n_iter_ = 0
+        fitted = self._fit_mixture(X, units, means, weights, shrinkage)
+        weights = fitted["weights"]
+        covariances = fitted["covariances"]
+        precisions_cholesky = fitted["precisions_cholesky"]
+        self.converged_ = fitted["converged"]
+        self.n_iter_ = fitted["n_iter"]
+        if fitted["lower_bound"] is None:  # refine=None
             self.lower_bound_ = float(
                 np.mean(
                     _score_samples_chunked(
@@ -365,6 +495,8 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
                     )
                 )
             )
+        else:
+            self.lower_bound_ = fitted["lower_bound"]
 
         # C-contiguous arrays: a pickle round trip restores them in C order, and
         # the same memory layout keeps BLAS results bit-identical after reload.
