@@ -19,6 +19,7 @@ from somgen._mixture import (
     _scatter_statistics,
     _score_samples_chunked,
 )
+from somgen._som import SelfOrganizingMap
 from somgen.utils._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
 from somgen.utils._validation import _restore_on_failure
 
@@ -26,6 +27,16 @@ from somgen.utils._validation import _restore_on_failure
 _BLOCK_FLOATS = 1 << 20
 
 _STRATEGIES = {"auto", "minority", "not minority", "not majority", "all"}
+
+# Map of SOMOverSampler(som=None), chosen with min_posterior by cross-validation
+# on problems outside the benchmark (benchmarks/README_oversampling.md).
+_DEFAULT_MAP_SHAPE = (5, 5)
+
+# Rejection sampling in SOMOverSampler gives up after this many draws per
+# wanted row (an acceptance rate below 0.1 %).
+_MAX_DRAWS_PER_ROW = 1000
+# Most rows drawn in one rejection round.
+_MAX_BATCH = 1 << 16
 
 
 # ---------------------------------------------------------------------------
@@ -141,6 +152,25 @@ def _bayes_log_posterior(joint_log_prob, log_prior):
     lost = ~np.isfinite(log_norm[:, 0])
     log_proba[lost] = log_prior
     return log_proba
+
+
+def _balanced_log_posterior(class_log_density):
+    """Class posteriors ``log p(c | x)`` under equal class priors.
+
+    Parameters
+    ----------
+    class_log_density : ndarray of shape (n_samples, n_classes)
+        ``log p(x | c)``.
+
+    Returns
+    -------
+    log_proba : ndarray of shape (n_samples, n_classes)
+        ``log p(x | c) - log sum_c' p(x | c')``; a row whose densities all
+        underflow gets the uniform prior.
+    """
+    n_classes = class_log_density.shape[1]
+    log_prior = np.full(n_classes, -np.log(n_classes))
+    return _bayes_log_posterior(class_log_density + log_prior, log_prior)
 
 
 def _sampling_strategy_counts(sampling_strategy, y):
@@ -788,10 +818,14 @@ class SOMOverSampler(_OverSamplerBase):
     A :class:`SOMClassConditionalModel` is fitted on all rows (one map, shared
     prototypes and covariances, per-class unit weights and shrunk covariances);
     the new rows of each class to over-sample are drawn from its exact
-    class-conditional density ``p(x | c)``. Unlike SMOTE, new rows are not
-    confined to segments between neighbours: they follow the map's estimate of
-    where the class lives, on the units its rows reach, with the spread
-    measured around those units.
+    class-conditional density ``p(x | c)``, truncated to the region where the
+    model's balanced posterior ``p(c | x)`` (Bayes' rule with equal class
+    priors) is at least ``min_posterior``. Rejection sampling keeps this an
+    exact draw from the truncated density: rows are drawn from ``p(x | c)`` in
+    rounds and kept in the order drawn. Unlike SMOTE, new rows are not confined
+    to segments between neighbours: they follow the map's estimate of where the
+    class lives, on the units its rows reach, with the spread measured around
+    those units, but not where the model gives the region to another class.
 
     With imbalanced-learn installed (``pip install somgen[imbalanced]``) this
     is an imbalanced-learn sampler (it works in
@@ -813,7 +847,11 @@ class SOMOverSampler(_OverSamplerBase):
         - callable taking ``y`` and returning such a dict.
 
     som : SelfOrganizingMap or FrozenEstimator, default=None
-        The shared map, as in :class:`SOMGenerativeModel`.
+        The shared map, as in :class:`SOMGenerativeModel`. ``None`` uses a 5 x 5
+        ``SelfOrganizingMap`` seeded from ``random_state`` (chosen with
+        ``min_posterior`` by cross-validation on problems outside
+        ``benchmarks/bench_oversampling.py``; see
+        ``benchmarks/README_oversampling.md``).
 
     covariance_type : {"spherical", "diag", "tied", "full"}, default="diag"
         Covariance structure.
@@ -823,6 +861,14 @@ class SOMOverSampler(_OverSamplerBase):
 
     weight_concentration : float, default=1.0
         See :class:`SOMClassConditionalModel`.
+
+    min_posterior : float in [0, 1) or None, default=0.95
+        Keep a drawn row of class ``c`` only where the balanced posterior
+        ``p(c | x) = p(x | c) / sum_c' p(x | c')`` of the fitted model is at
+        least this. ``None`` (or 0) draws from the untruncated ``p(x | c)``.
+        If fewer than 1 draw in 1000 is kept (classes that overlap everywhere,
+        e.g. a class sandwiched between two others), ``fit_resample`` raises a
+        ``ValueError`` that says so: lower ``min_posterior`` or set ``None``.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the model and the draws.
@@ -857,7 +903,8 @@ class SOMOverSampler(_OverSamplerBase):
     Notes
     -----
     No new row equals a training row: an exact duplicate (possible only with
-    degenerate covariances or float32 rounding) is drawn again. Every class must
+    degenerate covariances or float32 rounding) is rejected like a row below
+    ``min_posterior``, and drawn again. Every class must
     have at least 2 rows. Sparse input is densified for the model (memory
     ``n_samples x n_features``) and the result returned sparse.
 
@@ -885,6 +932,7 @@ class SOMOverSampler(_OverSamplerBase):
         "covariance_type": [StrOptions({"spherical", "diag", "tied", "full"})],
         "class_shrinkage": [Interval(Real, 0, None, closed="neither"), None],
         "weight_concentration": [Interval(Real, 0, None, closed="left")],
+        "min_posterior": [Interval(Real, 0, 1, closed="left"), None],
     }
 
     def __init__(
@@ -895,6 +943,7 @@ class SOMOverSampler(_OverSamplerBase):
         covariance_type="diag",
         class_shrinkage=10.0,
         weight_concentration=1.0,
+        min_posterior=0.95,
         random_state=None,
     ):
         self.sampling_strategy = sampling_strategy
@@ -902,6 +951,7 @@ class SOMOverSampler(_OverSamplerBase):
         self.covariance_type = covariance_type
         self.class_shrinkage = class_shrinkage
         self.weight_concentration = weight_concentration
+        self.min_posterior = min_posterior
         self.random_state = random_state
 
     def _check_X_y(self, X, y, accept_sparse=None):
@@ -921,12 +971,16 @@ class SOMOverSampler(_OverSamplerBase):
             X_res, y_res = self._fit_resample(X.toarray(), y)
             return sparse.vstack([X, X_res[X.shape[0] :]], format=X.format), y_res
         rng = check_random_state(self.random_state)
+        seed = rng.randint(np.iinfo(np.int32).max)
+        som = self.som
+        if som is None:
+            som = SelfOrganizingMap(*_DEFAULT_MAP_SHAPE, random_state=seed)
         model = SOMClassConditionalModel(
-            self.som,
+            som,
             covariance_type=self.covariance_type,
             class_shrinkage=self.class_shrinkage,
             weight_concentration=self.weight_concentration,
-            random_state=rng.randint(np.iinfo(np.int32).max),
+            random_state=seed,
         ).fit(X, y)
         self.model_ = model
         counts = np.zeros(model.classes_.size, dtype=np.intp)
@@ -936,18 +990,12 @@ class SOMOverSampler(_OverSamplerBase):
             self.dcr_ratio_ = np.nan
             return X.copy(), y.copy()
 
-        X_new, index = model._sample_counts(counts, rng)
-        X_new = X_new.astype(X.dtype, copy=False)
         seen = {row.tobytes() for row in np.ascontiguousarray(X)}
-        for _ in range(100):
-            copies = np.flatnonzero([row.tobytes() in seen for row in X_new])
-            if copies.size == 0:
-                break
-            X_new[copies] = model._sample_classes(index[copies], rng)
-        else:
-            raise ValueError(
-                "Could not draw new rows distinct from the training rows; the "
-                "class covariances are degenerate."
+        X_new = np.empty((counts.sum(), X.shape[1]), dtype=X.dtype)
+        index = rng.permutation(np.repeat(np.arange(counts.size), counts))
+        for c in np.flatnonzero(counts):
+            X_new[index == c] = self._draw_class(
+                model, c, counts[c], X.dtype, seen, rng
             )
 
         oversampled = np.isin(y, model.classes_[counts > 0])
@@ -958,3 +1006,42 @@ class SOMOverSampler(_OverSamplerBase):
         )
         y_new = model.classes_[index].astype(y.dtype, copy=False)
         return np.concatenate([X, X_new]), np.concatenate([y, y_new])
+
+    def _draw_class(self, model, c, n_wanted, dtype, seen, rng):
+        """Draw ``n_wanted`` rows of class index ``c`` by rejection.
+
+        Rows are drawn from ``p(x | c)`` in rounds and kept, in the order drawn,
+        when they are not training rows and (unless ``min_posterior=None``) their
+        balanced posterior ``p(c | x)`` is at least ``min_posterior``: an exact
+        draw from the class density truncated to that region.
+        """
+        threshold = self.min_posterior
+        budget = _MAX_DRAWS_PER_ROW * int(n_wanted)
+        kept, n_kept, n_drawn = [], 0, 0
+        while n_kept < n_wanted:
+            if n_drawn >= budget:
+                rate = n_kept / max(n_drawn, 1)
+                raise ValueError(
+                    f"Could not draw {n_wanted} new rows of class "
+                    f"{model.classes_[c]}: only {n_kept} of {n_drawn} draws "
+                    f"({rate:.2%}) were new rows with balanced posterior "
+                    f"p(c | x) >= min_posterior={threshold}. Lower min_posterior, "
+                    "set it to None, or use a map that separates the classes "
+                    "better."
+                )
+            missing = n_wanted - n_kept
+            rate = (n_kept + 1.0) / (n_drawn + 1.0)
+            batch = int(min(budget - n_drawn, max(missing, _MAX_BATCH)))
+            batch = int(min(batch, max(missing, np.ceil(1.2 * missing / rate))))
+            draws = model._sample_classes(np.full(batch, c), rng)
+            draws = np.ascontiguousarray(draws.astype(dtype, copy=False))
+            n_drawn += batch
+            keep = np.array([row.tobytes() not in seen for row in draws], dtype=bool)
+            if threshold is not None and threshold > 0.0:
+                log_density = model._class_log_density(draws.astype(np.float64))
+                log_post = _balanced_log_posterior(log_density)[:, c]
+                keep &= log_post >= np.log(threshold)
+            accepted = draws[keep][:missing]
+            kept.append(accepted)
+            n_kept += accepted.shape[0]
+        return np.concatenate(kept)

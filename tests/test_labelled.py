@@ -307,8 +307,13 @@ def test_som_over_sampler_counts_follow_strategy(strategy, expected):
     rng = np.random.RandomState(0)
     y = np.repeat([0, 1, 2], [120, 40, 20])
     X = rng.normal(size=(180, 3)) + y[:, np.newaxis]
+    # The middle class overlaps both others: no region where its balanced
+    # posterior reaches the default 0.95, so counts are checked untruncated.
     sampler = SOMOverSampler(
-        sampling_strategy=strategy, som=SelfOrganizingMap(3, 3), random_state=0
+        sampling_strategy=strategy,
+        som=SelfOrganizingMap(3, 3),
+        min_posterior=None,
+        random_state=0,
     )
     X_res, y_res = sampler.fit_resample(X, y)
     assert_array_equal(np.bincount(y_res), expected)
@@ -339,20 +344,84 @@ def test_som_over_sampler_never_copies_and_reports_dcr():
     assert sampler.sampling_strategy_ == {1: int(np.ptp(np.bincount(y)))}
 
 
-def test_som_over_sampler_redraws_exact_copies(monkeypatch):
+@pytest.mark.parametrize("min_posterior", [None, 0.5])
+def test_som_over_sampler_redraws_exact_copies(monkeypatch, min_posterior):
     X, y = _imbalanced(200)
     minority = np.flatnonzero(y == 1)
+    original = SOMClassConditionalModel._sample_classes
+    calls = []
 
-    def copy_training_rows(self, counts, rng):
-        index = np.repeat(np.arange(counts.size), counts)
-        rows = rng.choice(minority, size=index.size)
-        return X[rows].copy(), index
+    def copies_then_model(self, index, rng):
+        # The first round returns half training rows, half model draws.
+        X_draw = original(self, index, rng)
+        if not calls:
+            half = index.size // 2
+            X_draw[:half] = X[rng.choice(minority, size=half)]
+        calls.append(index.size)
+        return X_draw
 
-    monkeypatch.setattr(SOMClassConditionalModel, "_sample_counts", copy_training_rows)
-    sampler = SOMOverSampler(som=SelfOrganizingMap(3, 3), random_state=0)
+    monkeypatch.setattr(SOMClassConditionalModel, "_sample_classes", copies_then_model)
+    sampler = SOMOverSampler(
+        som=SelfOrganizingMap(3, 3), min_posterior=min_posterior, random_state=0
+    )
     X_res, _ = sampler.fit_resample(X, y)
+    assert len(calls) >= 2  # the copies were rejected and drawn again
     train = {row.tobytes() for row in X}
     assert not any(row.tobytes() in train for row in X_res[X.shape[0] :])
+
+
+@pytest.mark.parametrize("min_posterior", [0.5, 0.95])
+def test_som_over_sampler_min_posterior_truncates(min_posterior):
+    X, y = _imbalanced(400)
+    sampler = SOMOverSampler(min_posterior=min_posterior, random_state=0)
+    X_res, y_res = sampler.fit_resample(X, y)
+    X_new = X_res[X.shape[0] :]
+    assert_array_equal(y_res[X.shape[0] :], 1)
+    # Every new row lies where the balanced Bayes posterior of its class,
+    # recomputed from the fitted model's parts, reaches the threshold.
+    log_density = sampler.model_.class_log_density(X_new)
+    posterior = np.exp(log_density - logsumexp(log_density, axis=1, keepdims=True))
+    assert np.all(posterior[:, 1] >= min_posterior)
+    # Untruncated draws of the same model do fall below it.
+    X_free, _ = sampler.model_.sample(2000, y=1, random_state=0)
+    log_free = sampler.model_.class_log_density(X_free)
+    free = np.exp(log_free - logsumexp(log_free, axis=1, keepdims=True))
+    assert np.mean(free[:, 1] < min_posterior) > 0.01
+
+
+def test_som_over_sampler_min_posterior_none_is_untruncated():
+    X, y = _imbalanced(300)
+    sampler = SOMOverSampler(
+        som=SelfOrganizingMap(3, 3), min_posterior=None, random_state=0
+    )
+    X_res, _ = sampler.fit_resample(X, y)
+    X_new = X_res[X.shape[0] :]
+    log_density = sampler.model_.class_log_density(X_new)
+    posterior = np.exp(log_density - logsumexp(log_density, axis=1, keepdims=True))
+    assert np.mean(posterior[:, 1] < 0.5) > 0.0
+
+
+def test_som_over_sampler_min_posterior_unreachable_error():
+    # Both classes from one distribution: the balanced posterior stays near
+    # 1/2, so nearly no draw reaches 0.99 and the sampler says why.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 2))
+    y = (rng.uniform(size=300) < 0.1).astype(int)
+    sampler = SOMOverSampler(
+        som=SelfOrganizingMap(3, 3), min_posterior=0.99, random_state=0
+    )
+    with pytest.raises(ValueError, match="min_posterior=0.99"):
+        sampler.fit_resample(X, y)
+
+
+def test_som_over_sampler_default_map_reproducible():
+    X, y = _imbalanced(300)
+    a = SOMOverSampler(random_state=7).fit_resample(X, y)
+    b = SOMOverSampler(random_state=7).fit_resample(X, y)
+    assert_array_equal(a[0], b[0])
+    sampler = SOMOverSampler(random_state=7).fit(X, y)
+    sampler.fit_resample(X, y)
+    assert sampler.model_.som_.codebook_.shape[0] == 25
 
 
 def test_som_over_sampler_reproducible_and_dtype():
