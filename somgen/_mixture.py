@@ -1933,6 +1933,40 @@ def _pattern_terms(terms, precisions, log_det, log_weights, observed, missing):
     return pattern, gains
 
 
+def _marginal_terms(weights, means, covariances, covariance_type, precisions_cholesky):
+    """What every missingness pattern shares: ``(precisions_cholesky,
+    log_weights, log_det, full_terms)``.
+
+    ``precisions_cholesky`` is computed from ``covariances`` when None;
+    ``full_terms`` (the whole model's kernel terms and precision matrices) is
+    only needed, and only computed, for ``'full'``.
+    """
+    if precisions_cholesky is None:
+        precisions_cholesky = _compute_precision_cholesky(covariances, covariance_type)
+    log_det = _log_det_precision_cholesky(
+        precisions_cholesky, covariance_type, means.shape[1]
+    )
+    full_terms = None
+    if covariance_type == "full":
+        full_terms = (
+            _gaussian_terms(means, precisions_cholesky, "full"),
+            precisions_cholesky @ precisions_cholesky.transpose(0, 2, 1),
+        )
+    return precisions_cholesky, _log_weights(weights), log_det, full_terms
+
+
+def _missingness_patterns(missing, incomplete):
+    """Yield ``(rows, observed, missing_features)`` per distinct pattern of NaNs
+    among the ``incomplete`` rows, patterns in sorted order, rows ascending."""
+    patterns, inverse = np.unique(missing[incomplete], axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(patterns) + 1))
+    for p, pattern in enumerate(patterns):
+        rows = incomplete[order[bounds[p] : bounds[p + 1]]]
+        yield rows, np.flatnonzero(~pattern), np.flatnonzero(pattern)
+
+
 def _conditional_impute(
     X,
     weights,
@@ -1986,30 +2020,12 @@ def _conditional_impute(
     incomplete = np.flatnonzero(missing.any(axis=1))
     if incomplete.size == 0:
         return X
-    n_features = means.shape[1]
-    if precisions_cholesky is None:
-        precisions_cholesky = _compute_precision_cholesky(covariances, covariance_type)
-    log_weights = _log_weights(weights)
-    log_det = _log_det_precision_cholesky(
-        precisions_cholesky, covariance_type, n_features
+    precisions_cholesky, log_weights, log_det, full_terms = _marginal_terms(
+        weights, means, covariances, covariance_type, precisions_cholesky
     )
-    full_terms = None
-    if covariance_type == "full":
-        # The whole model's kernel terms and precisions serve every pattern.
-        full_terms = (
-            _gaussian_terms(means, precisions_cholesky, "full"),
-            precisions_cholesky @ precisions_cholesky.transpose(0, 2, 1),
-        )
-    patterns, inverse = np.unique(missing[incomplete], axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(patterns) + 1))
     # One BLAS pin for all the patterns (the chunk maps nest inside it).
     with _single_threaded_blas():
-        for p, pattern in enumerate(patterns):
-            rows = incomplete[order[bounds[p] : bounds[p + 1]]]
-            miss = np.flatnonzero(pattern)
-            obs = np.flatnonzero(~pattern)
+        for rows, obs, miss in _missingness_patterns(missing, incomplete):
             if obs.size == 0:
                 X[np.ix_(rows, miss)] = weights @ means
                 continue
@@ -2201,28 +2217,11 @@ def _conditional_sample(
     incomplete = np.flatnonzero(missing.any(axis=1))
     if incomplete.size == 0:
         return out
-    n_components, n_features = means.shape
-    if precisions_cholesky is None:
-        precisions_cholesky = _compute_precision_cholesky(covariances, covariance_type)
-    log_weights = _log_weights(weights)
-    log_det = _log_det_precision_cholesky(
-        precisions_cholesky, covariance_type, n_features
+    precisions_cholesky, log_weights, log_det, full_terms = _marginal_terms(
+        weights, means, covariances, covariance_type, precisions_cholesky
     )
-    full_terms = None
-    if covariance_type == "full":
-        full_terms = (
-            _gaussian_terms(means, precisions_cholesky, "full"),
-            precisions_cholesky @ precisions_cholesky.transpose(0, 2, 1),
-        )
-    patterns, inverse = np.unique(missing[incomplete], axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(patterns) + 1))
     with _single_threaded_blas():
-        for p, pattern in enumerate(patterns):
-            rows = incomplete[order[bounds[p] : bounds[p + 1]]]
-            miss = np.flatnonzero(pattern)
-            obs = np.flatnonzero(~pattern)
+        for rows, obs, miss in _missingness_patterns(missing, incomplete):
             # All random numbers of the pattern, in a fixed order.
             uniforms = 1.0 - rng.random_sample((n_draws, rows.size))
             noise = rng.standard_normal((n_draws, rows.size, miss.size))
