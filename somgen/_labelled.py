@@ -547,16 +547,20 @@ class SOMClassConditionalModel(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return validate_data(self, X, dtype=np.float64, reset=False)
 
+    def _log_density_of_class(self, X, c):
+        """``log p(x | c)`` for class index ``c``, on validated ``X``."""
+        return _score_samples_chunked(
+            X,
+            self.class_weights_[c],
+            self.means_,
+            self.class_precisions_cholesky_[c],
+            self.covariance_type,
+        )
+
     def _class_log_density(self, X):
         out = np.empty((X.shape[0], self.classes_.size))
         for c in range(self.classes_.size):
-            out[:, c] = _score_samples_chunked(
-                X,
-                self.class_weights_[c],
-                self.means_,
-                self.class_precisions_cholesky_[c],
-                self.covariance_type,
-            )
+            out[:, c] = self._log_density_of_class(X, c)
         return out
 
     def class_log_density(self, X):
@@ -620,13 +624,7 @@ class SOMClassConditionalModel(ClassifierMixin, BaseEstimator):
         out = np.empty(X.shape[0])
         for c in np.unique(index):
             rows = index == c
-            out[rows] = _score_samples_chunked(
-                X[rows],
-                self.class_weights_[c],
-                self.means_,
-                self.class_precisions_cholesky_[c],
-                self.covariance_type,
-            )
+            out[rows] = self._log_density_of_class(X[rows], c)
         return out
 
     def predict_log_proba(self, X):

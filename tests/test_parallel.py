@@ -17,9 +17,13 @@ def _blas_threads():
     return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
 
 
-def _needs_blas_threads():
-    if not _blas_threads() or max(_blas_threads()) < 2:
-        pytest.skip("BLAS runs on one thread here: nothing to pin or restore.")
+@pytest.fixture
+def two_blas_threads():
+    """BLAS on two threads for the test (whatever the machine's default), so
+    that pinning it to one and restoring it are both observable."""
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert _blas_threads() and min(_blas_threads()) == 2
+        yield
 
 
 def test_effective_n_threads_default_uses_cores_capped_by_blas_limit():
@@ -42,8 +46,7 @@ def test_effective_n_threads_ignores_our_own_pin():
         assert _effective_n_threads(None) == before
 
 
-def test_single_threaded_blas_nests_and_restores():
-    _needs_blas_threads()
+def test_single_threaded_blas_nests_and_restores(two_blas_threads):
     before = _blas_threads()
     with _single_threaded_blas():
         assert max(_blas_threads()) == 1
@@ -53,10 +56,9 @@ def test_single_threaded_blas_nests_and_restores():
     assert _blas_threads() == before
 
 
-def test_overlapping_pins_from_threads_restore_the_original_limits():
+def test_overlapping_pins_from_threads_restore_the_original_limits(two_blas_threads):
     # Contexts that open and close in interleaved order (thread A enters, B
     # enters, A leaves, B leaves) must restore the limits found by the first.
-    _needs_blas_threads()
     before = _blas_threads()
     a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
     seen = {}
@@ -83,10 +85,9 @@ def test_overlapping_pins_from_threads_restore_the_original_limits():
     assert _blas_threads() == before
 
 
-def test_concurrent_predict_leaves_blas_threads_unchanged():
+def test_concurrent_predict_leaves_blas_threads_unchanged(two_blas_threads):
     # 8 threads predicting on one model with n_jobs=2 used to leave the whole
     # process pinned at one BLAS thread (overlapping threadpool_limits).
-    _needs_blas_threads()
     rng = np.random.RandomState(0)
     X = rng.normal(size=(3000, 8))
     som = SelfOrganizingMap(8, 8, n_epochs=2, n_jobs=2, random_state=0).fit(X)
@@ -156,10 +157,11 @@ def test_calls_keep_no_scratch_buffers_afterwards(params):
 
 
 @pytest.mark.parametrize("n_jobs", [None, 1, 2])
-def test_chunk_kernels_run_with_single_threaded_blas(monkeypatch, n_jobs):
+def test_chunk_kernels_run_with_single_threaded_blas(
+    monkeypatch, n_jobs, two_blas_threads
+):
     # The default n_jobs=None ran multi-threaded BLAS inside the small block
     # products, which collapses under load; every n_jobs must pin it.
-    _needs_blas_threads()
     import somgen._training as training_mod
 
     seen = []
