@@ -451,24 +451,3 @@ def _best_matching_units(
         return best, second_best
     dist = np.concatenate([p[2] for p in parts]) / frame.scale
     return best, second_best, dist
-
-
-def _sq_distances_to_units(X, codebook, units):
-    """Squared float64 distances ``||x_i - w_{units_i}||^2``, by chunks.
-
-    Overflows to ``inf`` only when the squared distance itself exceeds the
-    float64 range (see :func:`_distances_to_units` for the distances).
-    """
-    with np.errstate(over="ignore"):
-        return _distances_to_units(X, codebook, units) ** 2
-
-
-def _distances_to_units(X, codebook, units):
-    """Float64 distances ``||x_i - w_{units_i}||`` without overflow, by chunks."""
-    codebook = np.asarray(codebook, dtype=np.float64)
-    out = np.empty(X.shape[0])
-    for s in _chunk_slices(X.shape[0], X.shape[1]):
-        out[s] = _direct_distances(
-            np.asarray(X[s], dtype=np.float64), codebook, units[s]
-        )
-    return out

@@ -662,20 +662,14 @@ class SelfOrganizingMap(
         progress reports of the online algorithm)."""
         return _batch_statistics(X, self._frame, codebook, self._n_threads)[2]
 
-    def _bmus(self, X, distances=False):
-        """Validated exact BMU search on new data: returns (X, best, distances)."""
+    def _bmus(self, X):
+        """Validated exact BMU search on new data: returns (X, best)."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
-        n_threads = _effective_n_threads(self.n_jobs)
-        with _single_threaded_blas():
-            result = _best_matching_units(
-                X,
-                self.codebook_,
-                n_jobs=n_threads,
-                frame=self._frame,
-                distances=distances,
-            )
-        return X, result[0], (result[2] if distances else None)
+        best, _ = _best_matching_units(
+            X, self.codebook_, n_jobs=self.n_jobs, frame=self._frame
+        )
+        return X, best
 
     def predict(self, X):
         """Index of the best-matching unit of each sample.
@@ -724,7 +718,7 @@ class SelfOrganizingMap(
             Position ``(x, y)`` of the BMU on the grid (see ``unit_coords_``), in
             the dtype of ``X``.
         """
-        X, best, _ = self._bmus(X)
+        X, best = self._bmus(X)
         return self.unit_coords_[best].astype(X.dtype)
 
     def inverse_transform(self, X):

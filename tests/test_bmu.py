@@ -11,9 +11,8 @@ import somgen._bmu as bmu_mod
 import somgen._parallel as parallel_mod
 from somgen._bmu import (
     _best_matching_units,
-    _distances_to_units,
+    _direct_distances,
     _frame_from_data,
-    _sq_distances_to_units,
 )
 from somgen._parallel import _chunk_slices
 
@@ -210,11 +209,11 @@ def test_chunk_slices_independent_of_data_beyond_shape():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_sq_distances_to_units_match_brute_force(dtype, small_chunks):
+def test_direct_distances_match_brute_force(dtype):
     X, codebook = _data(n_samples=120, seed=8)
     X = X.astype(dtype)
     units = np.random.RandomState(0).randint(codebook.shape[0], size=120)
-    got = _sq_distances_to_units(X, codebook, units)
+    got = _direct_distances(X.astype(np.float64), codebook, units) ** 2
     assert got.dtype == np.float64
     X64 = X.astype(np.float64)
     expected = np.array(
@@ -228,8 +227,8 @@ def test_sq_distances_to_units_match_brute_force(dtype, small_chunks):
     assert_allclose(got, full[np.arange(120), units], rtol=1e-12)
 
 
-def test_distances_to_units_do_not_overflow():
+def test_direct_distances_do_not_overflow_or_underflow():
     codebook = np.array([[0.0, 0.0], [1e-300, 0.0]])
     X = np.array([[1e300, 1e300], [3e-300, 4e-300]])
-    got = _distances_to_units(X, codebook, np.array([0, 0]))
+    got = _direct_distances(X, codebook, np.array([0, 0]))
     assert_allclose(got, [np.sqrt(2) * 1e300, 5e-300], rtol=1e-14)

@@ -498,6 +498,7 @@ def test_som_over_sampler_in_imblearn_pipeline_cross_validate():
 
 def test_som_over_sampler_keeps_pandas():
     import pandas as pd  # a test extra
+
     X, y = _imbalanced(200)
     X_df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
     X_res, y_res = SOMOverSampler(
