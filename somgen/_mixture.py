@@ -2045,6 +2045,53 @@ def _conditional_impute(
     return X
 
 
+def _observed_marginal(
+    X,
+    rows,
+    obs,
+    miss,
+    *,
+    log_weights,
+    means,
+    precisions_cholesky,
+    log_det,
+    covariance_type,
+    full_terms,
+):
+    """Kernel terms of the marginal mixture on the observed features ``obs``.
+
+    Returns ``(terms, X_known, gain)``: the terms of :func:`_gaussian_terms` for
+    the rows' observed entries, the matching operand (for ``'full'`` the rows
+    with zeros in place of the missing entries, otherwise their observed
+    columns), and the regression gains ``Sigma_mo Sigma_oo^{-1}`` (per
+    component for ``'full'``, shared for ``'tied'``, None otherwise).
+    """
+    gain = None
+    if covariance_type == "full":
+        terms, gain = _pattern_terms(*full_terms, log_det, log_weights, obs, miss)
+        X_known = np.zeros((rows.size, X.shape[1]))
+        X_known[:, obs] = X[np.ix_(rows, obs)]
+        return terms, X_known, gain
+    if covariance_type == "tied":
+        factors, log_det_obs, gain = _tied_marginal(
+            precisions_cholesky, log_det, obs, miss
+        )
+    elif covariance_type == "diag":
+        factors = precisions_cholesky[:, obs]
+        log_det_obs = np.log(factors).sum(axis=1)
+    else:
+        factors = precisions_cholesky
+        log_det_obs = obs.size * np.log(factors)
+    terms = _gaussian_terms(
+        means[:, obs],
+        factors,
+        covariance_type,
+        log_weights=log_weights,
+        log_det=log_det_obs,
+    )
+    return terms, X[np.ix_(rows, obs)], gain
+
+
 def _impute_pattern(
     X,
     rows,
@@ -2061,36 +2108,26 @@ def _impute_pattern(
 ):
     """Fill, in place, the entries ``miss`` of the rows ``rows`` of ``X``."""
     n_components = means.shape[0]
+    terms, X_known, gain = _observed_marginal(
+        X,
+        rows,
+        obs,
+        miss,
+        log_weights=log_weights,
+        means=means,
+        precisions_cholesky=precisions_cholesky,
+        log_det=log_det,
+        covariance_type=covariance_type,
+        full_terms=full_terms,
+    )
     if covariance_type == "full":
-        terms, gains = _pattern_terms(*full_terms, log_det, log_weights, obs, miss)
-        # Samples with zeros in place of the missing entries.
-        X_known = np.zeros((rows.size, X.shape[1]))
-        X_known[:, obs] = X[np.ix_(rows, obs)]
+        gains = gain
         shift = terms["shift"][obs]
         # mu_k,m + G_k (x_o - mu_k,o) = offsets_k + G_k (x_o - shift).
         stacked_gains = np.ascontiguousarray(gains.transpose(2, 0, 1)).reshape(
             obs.size, n_components * miss.size
         )
         offsets = means[:, miss] - np.einsum("kmo,ko->km", gains, means[:, obs] - shift)
-    else:
-        if covariance_type == "tied":
-            factors, log_det_obs, gain = _tied_marginal(
-                precisions_cholesky, log_det, obs, miss
-            )
-        elif covariance_type == "diag":
-            factors = precisions_cholesky[:, obs]
-            log_det_obs = np.log(factors).sum(axis=1)
-        else:
-            factors = precisions_cholesky
-            log_det_obs = obs.size * np.log(factors)
-        terms = _gaussian_terms(
-            means[:, obs],
-            factors,
-            covariance_type,
-            log_weights=log_weights,
-            log_det=log_det_obs,
-        )
-        X_known = X[np.ix_(rows, obs)]
 
     def fill(sub, resp, offset, design):
         _normalise_rows(resp, offset)
@@ -2306,29 +2343,18 @@ def _sample_pattern(
             draw(sub, np.broadcast_to(weights, (sub.stop - sub.start, n_components)))
         return
 
-    if covariance_type == "full":
-        terms, _ = _pattern_terms(*full_terms, log_det, log_weights, obs, miss)
-        X_known = np.zeros((rows.size, X.shape[1]))
-        X_known[:, obs] = X[np.ix_(rows, obs)]
-    else:
-        if covariance_type == "tied":
-            factors, log_det_obs, _ = _tied_marginal(
-                precisions_cholesky, log_det, obs, miss
-            )
-        elif covariance_type == "diag":
-            factors = precisions_cholesky[:, obs]
-            log_det_obs = np.log(factors).sum(axis=1)
-        else:
-            factors = precisions_cholesky
-            log_det_obs = obs.size * np.log(factors)
-        terms = _gaussian_terms(
-            means[:, obs],
-            factors,
-            covariance_type,
-            log_weights=log_weights,
-            log_det=log_det_obs,
-        )
-        X_known = X[np.ix_(rows, obs)]
+    terms, X_known, _ = _observed_marginal(
+        X,
+        rows,
+        obs,
+        miss,
+        log_weights=log_weights,
+        means=means,
+        precisions_cholesky=precisions_cholesky,
+        log_det=log_det,
+        covariance_type=covariance_type,
+        full_terms=full_terms,
+    )
 
     def fill(sub, resp, offset, design):
         _normalise_rows(resp, offset)
