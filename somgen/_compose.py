@@ -380,7 +380,7 @@ def sample_pipeline(pipeline, n_samples=1, *, random_state=None):
 
     When the step before the last is a planar :class:`SelfOrganizingMap`, the
     last step models map coordinates: they are drawn from its density truncated
-    to the grid (see :func:`~somgen._latent.sample_latent`), not clamped to the
+    to the grid (see :func:`~somgen.sample_latent`), not clamped to the
     border prototypes by ``inverse_transform``. Such a pipeline still is not a
     density model of the data (see :ref:`the compose guide <som-latent>`).
 

@@ -316,8 +316,8 @@ class SOMClassConditionalModel(ClassifierMixin, BaseEstimator):
 
     weight_concentration : float, default=1.0
         Total Dirichlet pseudo-count ``a`` pulling each class's unit weights
-        toward the shared weights. Must be non-negative. (The shared model keeps
-        its own default smoothing.)
+        toward the shared weights. Must be non-negative. The shared model keeps
+        its own default smoothing.
 
     refine : {"em"} or None, default="em"
         EM refinement of the shared model, as in :class:`SOMGenerativeModel`.
@@ -615,6 +615,7 @@ class SOMClassConditionalModel(ClassifierMixin, BaseEstimator):
         Returns
         -------
         log_density : ndarray of shape (n_samples,)
+            ``log p(x)`` or ``log p(x | y)`` in float64.
         """
         X = self._check_X(X)
         if y is None:
@@ -888,10 +889,10 @@ class SOMOverSampler(_OverSamplerBase):
         near-copies. NaN when no row was added.
 
     n_features_in_ : int
-        Number of features seen during :term:`fit_resample`.
+        Number of features seen during ``fit_resample``.
 
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit_resample`. Defined only when
+        Names of features seen during ``fit_resample``. Defined only when
         `X` has feature names that are all strings.
 
     See Also
@@ -963,6 +964,55 @@ class SOMOverSampler(_OverSamplerBase):
                 f"{classes[np.argmin(class_count)]!r} has a single row."
             )
         return X, y, binarize_y
+
+    def fit(self, X, y, **params):
+        """Check the data and resolve ``sampling_strategy``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+
+        y : array-like of shape (n_samples,)
+            Class labels.
+
+        **params : dict
+            Passed on to imbalanced-learn's sampler base class when it is
+            installed (no parameter is used by this sampler); must be empty
+            otherwise.
+
+        Returns
+        -------
+        self : object
+            The sampler, with ``sampling_strategy_`` set.
+        """
+        return super().fit(X, y, **params)
+
+    def fit_resample(self, X, y, **params):
+        """Fit the class-conditional model and return the rebalanced data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+
+        y : array-like of shape (n_samples,)
+            Class labels.
+
+        **params : dict
+            Passed on to imbalanced-learn's sampler base class when it is
+            installed (no parameter is used by this sampler); must be empty
+            otherwise.
+
+        Returns
+        -------
+        X_resampled : ndarray of shape (n_samples_new, n_features)
+            The original rows followed by the generated ones.
+
+        y_resampled : ndarray of shape (n_samples_new,)
+            Their labels.
+        """
+        return super().fit_resample(X, y, **params)
 
     def _fit_resample(self, X, y):
         if sparse.issparse(X):

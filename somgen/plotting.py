@@ -188,8 +188,11 @@ class _GridDisplay:
 
 
 class UMatrixDisplay(_GridDisplay):
-    """U-matrix of a fitted map: mean distance of each prototype to its
-    neighbours (see :func:`somgen.metrics.u_matrix`).
+    """U-matrix of a fitted map.
+
+    The value of each unit is the mean distance of its prototype to those of its
+    neighbours on the grid (see :func:`somgen.metrics.u_matrix`): ridges of
+    large values separate clusters.
 
     Use :meth:`from_estimator` to build and draw it from a fitted map; the
     parameters are validated by :meth:`plot`.

@@ -136,7 +136,7 @@ def test_transformed_density_integrates_to_one_2d(data_2d, transformer, density)
     U, V = np.meshgrid(u, v, indexing="ij")
     points = centre + np.column_stack([U.ravel(), V.ravel()]) @ eigvec.T
     pdf = np.exp(model.score_samples(points)).reshape(U.shape)
-    total = np.trapezoid(np.trapezoid(pdf, v, axis=1), u)
+    total = integrate.trapezoid(integrate.trapezoid(pdf, v, axis=1), u)
     assert total == pytest.approx(1.0, abs=2e-3)
 
 

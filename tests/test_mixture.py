@@ -585,7 +585,7 @@ def test_score_samples_chunked_integrates_to_one_in_2d(covariance_type):
     density = np.exp(
         _score_samples_chunked(points, weights, means, prec_chol, covariance_type)
     ).reshape(xx.shape)
-    total = np.trapezoid(np.trapezoid(density, grid, axis=1), grid)
+    total = integrate.trapezoid(integrate.trapezoid(density, grid, axis=1), grid)
     assert_allclose(total, 1.0, rtol=1e-4)
 
 
