@@ -4,9 +4,24 @@ All functions return a codebook of shape (n_units, n_features) in float64, in
 the map's internal frame. They take either data already in that frame
 (``frame=None``) or raw data plus the frame (``x * scale - offset``), which they
 apply block by block so that the data are never copied whole.
+
+Missing values (NaN) are imputed by the feature means for the PCA: the frame's
+offset is the mean of the observed values, so in the internal frame a missing
+entry is 0, and the covariance is ``X0^T X0 / n`` with ``X0`` the centred data
+with NaN set to 0. The choice keeps one code path for the exact and the
+randomized PCA (a pairwise-complete covariance cannot be applied blockwise as
+an operator, and need not be positive semi-definite); the variances shrink by
+about the fraction of missing values, which only makes the initial map a
+little narrower. Prototypes copied from samples (``"sample"``) take the mean
+for their missing features.
+
+Sparse data are never centred: the covariance of ``x * scale - offset`` is
+applied as ``scale^2 X^T X - scale (s o^T + o s^T) + n o o^T`` (``s`` the column
+sums, ``o`` the offset), by sparse products.
 """
 
 import numpy as np
+from scipy import sparse
 from sklearn.utils.extmath import svd_flip
 
 from somgen._bmu import _to_frame
@@ -26,9 +41,13 @@ def _blocks(X, frame):
     for start in range(0, X.shape[0], _COV_CHUNK):
         block = X[start : start + _COV_CHUNK]
         if frame is None:
-            yield np.asarray(block, dtype=np.float64)
+            block = np.asarray(block, dtype=np.float64)
         else:
-            yield _to_frame(block, frame, np.empty(block.shape))
+            block = _to_frame(block, frame, np.empty(block.shape))
+        if np.isnan(np.min(block)):
+            # Missing values are imputed by the mean: 0 in the internal frame.
+            block = np.where(np.isnan(block), 0.0, block)
+        yield block
 
 
 def _randomized_components(X, frame, k, random_state):
@@ -57,6 +76,65 @@ def _randomized_components(X, frame, k, random_state):
     return (basis @ eigvec[:, order]).T, np.maximum(eigval[order], 0.0)
 
 
+class _SparseCovariance:
+    """The unnormalised covariance ``sum_i c_i c_i^T`` of the rows ``c_i = x_i *
+    scale - offset`` of a sparse ``X``, as an operator (X is never centred)."""
+
+    def __init__(self, X, frame):
+        self.X = sparse.csr_matrix(X).astype(np.float64, copy=False)
+        self.n = X.shape[0]
+        if frame is None:
+            self.scale, self.offset = 1.0, np.zeros(X.shape[1])
+        else:
+            self.scale, self.offset = frame.scale, np.asarray(frame.offset)
+        self.colsum = np.asarray(self.X.sum(axis=0)).ravel()
+
+    def apply(self, V):
+        """``C @ V`` for a dense (n_features, k) ``V``."""
+        s, o, c = self.scale, self.offset, self.colsum
+        out = (s * s) * (self.X.T @ (self.X @ V))
+        out -= s * np.outer(c, o @ V) + s * np.outer(o, c @ V)
+        out += self.n * np.outer(o, o @ V)
+        return out
+
+    def dense(self):
+        """``C`` as a dense (n_features, n_features) array."""
+        s, o, c = self.scale, self.offset, self.colsum
+        gram = self.X.T @ self.X
+        cov = gram.toarray() if sparse.issparse(gram) else np.asarray(gram)
+        cov *= s * s
+        # In place: O(n_features^2) once, like the dense path's covariance.
+        cross = np.outer(c, o)
+        cross *= s
+        cov -= cross
+        cov -= cross.T
+        np.outer(o, o, out=cross)
+        cross *= self.n
+        cov += cross
+        return cov
+
+
+def _sparse_components(X, frame, k, random_state):
+    """Leading ``k`` eigenpairs of the covariance of sparse ``X`` in the frame."""
+    n_samples, n_features = X.shape
+    cov = _SparseCovariance(X, frame)
+    if n_features <= _EXACT_PCA_MAX_FEATURES:
+        eigval, eigvec = np.linalg.eigh(cov.dense() / n_samples)
+        order = np.argsort(eigval)[::-1][:k]
+        return eigvec[:, order].T, np.maximum(eigval[order], 0.0)
+    width = min(n_features, k + _OVERSAMPLES)
+    basis = random_state.normal(size=(n_features, width))
+    for _ in range(_POWER_ITERATIONS):
+        basis, _ = np.linalg.qr(basis)
+        basis = cov.apply(basis)
+    basis, _ = np.linalg.qr(basis)
+    projected = basis.T @ cov.apply(basis)
+    projected = (projected + projected.T) / 2.0
+    eigval, eigvec = np.linalg.eigh(projected / n_samples)
+    order = np.argsort(eigval)[::-1][:k]
+    return (basis @ eigvec[:, order]).T, np.maximum(eigval[order], 0.0)
+
+
 def _leading_components(Xc, random_state, frame=None):
     """Two leading principal axes and their variances.
 
@@ -74,7 +152,9 @@ def _leading_components(Xc, random_state, frame=None):
             components[1, 1] = 1.0
         return components, variances
     k = min(2, n_features)
-    if n_features <= _EXACT_PCA_MAX_FEATURES:
+    if sparse.issparse(Xc):
+        vecs, vals = _sparse_components(Xc, frame, k, random_state)
+    elif n_features <= _EXACT_PCA_MAX_FEATURES:
         cov = np.zeros((n_features, n_features))
         for block in _blocks(Xc, frame):
             cov += block.T @ block
@@ -133,6 +213,14 @@ def _sample_init(Xc, n_units, random_state, frame=None):
     there are fewer samples than units)."""
     n_samples = Xc.shape[0]
     idx = random_state.choice(n_samples, n_units, replace=n_samples < n_units)
+    picked = Xc[idx]
+    if sparse.issparse(picked):
+        picked = picked.toarray()
     if frame is None:
-        return Xc[idx].astype(np.float64)
-    return _to_frame(Xc[idx], frame, np.empty((n_units, Xc.shape[1])))
+        codebook = picked.astype(np.float64)
+    else:
+        codebook = _to_frame(picked, frame, np.empty((n_units, Xc.shape[1])))
+    # Missing features take the mean (0 in the internal frame).
+    codebook[np.isnan(codebook)] = 0.0
+    return codebook
+

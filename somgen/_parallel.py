@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import threadpoolctl
 from joblib import cpu_count, effective_n_jobs
+from scipy import sparse
 from threadpoolctl import ThreadpoolController
 
 # Elements of the (chunk, n_units) score matrix held per chunk: 16 MiB in float64.
@@ -203,7 +204,9 @@ def _map_chunks(func, X, n_units, n_threads, reduce=None):
     releases the GIL, so the threads scale. A plain thread pool keeps the
     per-call overhead far below joblib's.
     """
-    slices = _chunk_slices(X.shape[0], n_units, X.shape[1])
+    # A sparse chunk is never copied densely: only its scores bound the size.
+    n_features = 0 if sparse.issparse(X) else X.shape[1]
+    slices = _chunk_slices(X.shape[0], n_units, n_features)
     n_workers = min(int(n_threads), len(slices))
 
     def fold(results):

@@ -5,6 +5,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -27,6 +28,7 @@ from somgen._bmu import (
 from somgen._initialization import _pca_init, _random_init, _sample_init
 from somgen._neighborhood import NEIGHBORHOODS, _neighborhood_weights
 from somgen._parallel import (
+    _chunk_slices,
     _effective_n_threads,
     _map_chunks,
     _release_scratch,
@@ -44,9 +46,10 @@ from somgen._training import (
     _batch_statistics,
     _online_update,
     _smooth_statistics,
+    _sparse_online_update,
 )
 from somgen.utils._sklearn_compat import Interval, StrOptions, _fit_context
-from somgen.utils._validation import _restore_on_failure
+from somgen.utils._validation import _check_missing_values, _restore_on_failure
 
 _FLOAT_DTYPES = [np.float64, np.float32]
 # Online mini-batches up to this many (sample, unit, feature) differences find
@@ -137,26 +140,41 @@ class SelfOrganizingMap(
         ``k = row * n_cols + col``).
 
     n_jobs : int, default=None
-        Threads over chunks of samples in every pass over the data (fit,
-        predict, transform, score). ``None`` uses all usable cores, capped by
-        the BLAS thread limit in effect (as set by
+        Number of threads (not processes) that process chunks of samples in
+        :meth:`fit`, :meth:`partial_fit`, :meth:`predict`, :meth:`transform`,
+        :meth:`fit_predict` and :meth:`score`; :meth:`inverse_transform` runs on
+        the calling thread. ``None`` uses all usable cores, capped by the BLAS
+        thread limit in effect (as set by
         :func:`threadpoolctl.threadpool_limits`, ``OMP_NUM_THREADS`` or joblib's
-        workers, so ``GridSearchCV(n_jobs=...)`` does not oversubscribe) or by an
-        enclosing ``joblib.parallel_config(n_jobs=k)``; ``-1`` uses all cores;
-        0 is invalid. Samples are split in a fixed grid of chunks whose
-        statistics are summed in chunk order and BLAS runs on one thread inside
-        each chunk, so results are bit-identical for every value of
-        ``n_jobs``. While a call runs, BLAS is limited to one thread for the
+        workers, so ``GridSearchCV(n_jobs=...)`` does not oversubscribe), or
+        ``k`` inside an enclosing ``joblib.parallel_config(n_jobs=k)``.
+        Negative values follow joblib: ``-1`` uses all cores, ``-2`` all but
+        one, and so on; 0 is invalid. Samples are split in a fixed grid of
+        chunks whose statistics are summed in chunk order and BLAS runs on one
+        thread inside each chunk, so results are bit-identical for every value
+        of ``n_jobs``. While a call runs, BLAS is limited to one thread for the
         whole process (the limit in effect before is restored when the last
         concurrent call returns).
 
     random_state : int, RandomState instance or None, default=None
-        Seeds the ``"random"`` and ``"sample"`` initialisations and the sample
-        order of the online algorithm. Pass an int for reproducible results.
+        Seeds the initialisations (the randomized principal components of
+        ``"pca"`` on data with many features, the draws of ``"random"`` and
+        ``"sample"``) and the sample order of the online algorithm.
+        :meth:`fit` starts a new generator from it on every call;
+        :meth:`partial_fit` uses one generator across calls (the one
+        :meth:`fit` left, or a new one at the first call), so successive calls
+        shuffle differently and a sequence of calls is reproducible. Pass an
+        int for reproducible results.
 
     verbose : int, default=0
-        Print the neighbourhood width and the root-mean-square quantization
-        error after every epoch when positive.
+        When positive, :meth:`fit` prints one line to standard output after
+        every epoch: the epoch number, the neighbourhood width ``sigma``, the
+        root-mean-square distance of the training samples to their
+        best-matching prototypes (in the data's units; with the batch algorithm
+        against the prototypes the epoch started from, with the online one
+        against those it ended with) and the elapsed time since ``fit``
+        started. Larger values print the same; :meth:`partial_fit` and the
+        other methods never print.
 
     Attributes
     ----------
@@ -206,6 +224,27 @@ class SelfOrganizingMap(
     magnitude is beyond ``2**+-40``), so any finite data trains without
     overflow or underflow. Memory is the input plus O(chunk x n_units): X is
     centred chunk by chunk, never copied whole.
+
+    Missing values: dense data may hold NaN. The squared distance of a sample
+    to a prototype is taken over its observed features and rescaled by
+    ``n_features / n_observed``, so samples with different numbers of missing
+    values are on one scale (the factor does not change the BMU). It is still
+    computed by matrix products (``[X0, M] @ [-2 W^T; (W**2)^T]`` with NaN set
+    to 0 in ``X0`` and the observation mask ``M``) and exact like the complete
+    case; rows without NaN take the complete-data path unchanged, so data
+    without NaN give bit-identical results. A batch epoch divides each feature
+    by the neighbourhood-weighted count of its observed values (a unit keeps
+    its value in a feature without observed weight), the online rule moves
+    only observed coordinates, and the PCA initialisation uses mean-imputed
+    data. Every feature of the training data needs an observed value; a
+    sample with none is imputed by the training mean (its BMU is the unit
+    closest to the mean) and moves no prototype, with a warning.
+
+    Sparse input: CSR and CSC matrices (CSC is converted to CSR once) are never
+    densified nor centred: the BMU search uses sparse-dense products with the
+    centring folded into a per-unit constant, and the per-unit sums are sparse
+    products with the one-hot BMU matrix. BMUs are the same as for the dense
+    data. NaN stored in a sparse matrix is an error.
 
     The Mexican-hat kernel is negative beyond ``sigma``: it pushes units away
     from the data, with a force that grows with their distance. To keep training
@@ -430,6 +469,27 @@ class SelfOrganizingMap(
             np.clip(codebook, self._box[0], self._box[1], out=codebook)
         return codebook
 
+    def _check_X(self, X, *, reset, training=False):
+        """``validate_data`` accepting NaN (missing values) in dense input and
+        CSR / CSC matrices (CSC is converted to CSR), then the checks on
+        missing values: in training data every feature needs an observed
+        value; samples with none are imputed by the mean, with a warning."""
+        X = validate_data(
+            self,
+            X,
+            dtype=_FLOAT_DTYPES,
+            accept_sparse="csr",
+            ensure_all_finite="allow-nan",
+            reset=reset,
+        )
+        _check_missing_values(
+            X,
+            require_features=training and reset,
+            empty_rows="warn",
+            feature_names=getattr(self, "feature_names_in_", None),
+        )
+        return X
+
     def _online_pass(self, X, codebook, random_state, sigmas, rates):
         """One shuffled pass of mini-batch updates over ``X`` (in place on the
         float64 internal ``codebook``); batch ``b`` uses ``sigmas[b]`` and
@@ -447,6 +507,14 @@ class SelfOrganizingMap(
         frame = self._frame
         for b, start in enumerate(range(0, X.shape[0], batch)):
             X_batch = X[order[start : start + batch]]
+            if sparse.issparse(X_batch):
+                # Never densified: sparse-dense search and update.
+                search = _internal_search(codebook, frame, X.dtype)
+                bmu = _search_chunk(X_batch, search, frame)[0]
+                h = self._neighborhood_of(bmu, sigmas[b])
+                _sparse_online_update(codebook, X_batch, frame, bmu, h, rates[b])
+                self._bound(codebook)
+                continue
             X_internal = np.multiply(X_batch, frame.scale, dtype=np.float64)
             X_internal -= frame.offset
             if direct:
@@ -498,8 +566,9 @@ class SelfOrganizingMap(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data. float32 data are kept in float32.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. float32 data are kept in float32. NaN marks a
+            missing value (dense input only).
 
         y : Ignored
             Not used, present for API consistency by convention.
@@ -524,7 +593,7 @@ class SelfOrganizingMap(
         return self._initial_codebook(X, self.unit_coords_, random_state)
 
     def _fit(self, X):
-        X = validate_data(self, X, dtype=_FLOAT_DTYPES)
+        X = self._check_X(X, reset=True, training=True)
         sigma_start, sigma_end = self._check_params_vs_input(X.shape[1])
         random_state = check_random_state(self.random_state)
         tic = time.perf_counter()
@@ -573,6 +642,8 @@ class SelfOrganizingMap(
 
         self._finalise(X, codebook)
         self.n_iter_ = self.n_epochs
+        # partial_fit after fit continues this generator instead of reseeding.
+        self._random_state = random_state
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -594,7 +665,7 @@ class SelfOrganizingMap(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             A batch of training data.
 
         y : Ignored
@@ -615,9 +686,13 @@ class SelfOrganizingMap(
         first = not hasattr(self, "codebook_")
         if not first:
             self._check_grid_unchanged()
-        X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=first)
+        X = self._check_X(X, reset=first, training=True)
         sigma_start, sigma_end = self._check_params_vs_input(X.shape[1])
-        random_state = check_random_state(self.random_state)
+        if first or not hasattr(self, "_random_state"):
+            # One generator across calls, as MiniBatchKMeans does: reseeding it
+            # on every call would shuffle every batch in the same order.
+            self._random_state = check_random_state(self.random_state)
+        random_state = self._random_state
         if first:
             self.n_iter_ = 0
             codebook = self._start(X, random_state)
@@ -665,18 +740,36 @@ class SelfOrganizingMap(
     def _bmus(self, X):
         """Validated exact BMU search on new data: returns (X, best)."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
+        X = self._check_X(X, reset=False)
         best, _ = _best_matching_units(
             X, self.codebook_, n_jobs=self.n_jobs, frame=self._frame
         )
         return X, best
+
+    def _impute(self, X):
+        """Fill the missing values (NaN) of dense ``X`` from the prototype of
+        each sample's best-matching unit (found on its observed features).
+
+        Private: used by the benchmarks. Returns a new array; observed values
+        are kept as they are.
+        """
+        X, best = self._bmus(X)
+        if sparse.issparse(X):
+            return X.copy()
+        out = np.array(X, copy=True)
+        for rows in _chunk_slices(X.shape[0], 1, X.shape[1]):
+            block = out[rows]
+            missing = np.isnan(block)
+            if missing.any():
+                block[missing] = self.codebook_[best[rows]][missing]
+        return out
 
     def predict(self, X):
         """Index of the best-matching unit of each sample.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data.
 
         Returns
@@ -691,7 +784,7 @@ class SelfOrganizingMap(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
 
         y : Ignored
@@ -709,7 +802,7 @@ class SelfOrganizingMap(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data.
 
         Returns
@@ -758,7 +851,7 @@ class SelfOrganizingMap(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data.
 
         y : Ignored
@@ -771,7 +864,7 @@ class SelfOrganizingMap(
             best-matching prototype.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
+        X = self._check_X(X, reset=False)
         frame = self._frame
         search = _model_search(self.codebook_, frame, X.dtype)
 
@@ -788,7 +881,34 @@ class SelfOrganizingMap(
         )
         return -total / X.shape[0] / frame.scale
 
+    def get_feature_names_out(self, input_features=None):
+        """Get output feature names for transformation.
+
+        The two outputs of :meth:`transform` are the map coordinates ``(x, y)``,
+        named after the class: ``["selforganizingmap0", "selforganizingmap1"]``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Only used to validate feature names with the names seen in
+            :meth:`fit`.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            Transformed feature names.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the map is not fitted.
+        """
+        check_is_fitted(self)
+        return super().get_feature_names_out(input_features)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.allow_nan = True
+        tags.input_tags.sparse = True
         return tags

@@ -5,6 +5,13 @@ shape (n_rows * n_cols, n_features), plus the grid description where the measure
 depends on it. Passes over ``X`` are chunked and never copy it, so memory is
 O(chunk x n_units), never O(n_samples x n_units); the grid measures are O(n_units).
 
+``X`` may be a CSR or CSC matrix (searched by sparse-dense products, never
+densified) or a dense array with missing values (NaN). The distance of a sample
+with ``n_obs`` of its ``n_features`` features observed is computed over those
+features and rescaled to a complete sample's scale:
+``sqrt(n_features / n_obs * sum_{j observed} (x_j - w_j)^2)``. A sample with no
+observed value, or NaN stored in a sparse matrix, is an error.
+
 Adjacency, used by :func:`topographic_error` and :func:`u_matrix`: on a
 rectangular grid a unit has 8 neighbours (``connectivity=8``, the default, the
 surrounding ring) or 4 (``connectivity=4``, edge-sharing); on a hexagonal grid it
@@ -16,6 +23,7 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils.validation import check_array
 
+from somgen import _dask
 from somgen._bmu import _best_matching_units
 from somgen._topology import _adjacent_pairs, _are_adjacent, _check_grid
 from somgen.utils._sklearn_compat import (
@@ -24,6 +32,7 @@ from somgen.utils._sklearn_compat import (
     StrOptions,
     validate_params,
 )
+from somgen.utils._validation import _check_missing_values
 
 __all__ = ["hit_counts", "quantization_error", "topographic_error", "u_matrix"]
 
@@ -51,12 +60,19 @@ def _check_codebook(codebook, n_rows=None, n_cols=None):
 
 
 def _check_data(X, codebook):
-    X = check_array(X, dtype=[np.float64, np.float32], input_name="X")
+    X = check_array(
+        X,
+        dtype=[np.float64, np.float32],
+        accept_sparse="csr",
+        ensure_all_finite="allow-nan",
+        input_name="X",
+    )
     if X.shape[1] != codebook.shape[1]:
         raise ValueError(
             f"X has {X.shape[1]} features, but the codebook has "
             f"{codebook.shape[1]} features."
         )
+    _check_missing_values(X, empty_rows="raise")
     return X
 
 
@@ -72,7 +88,7 @@ def _check_grid_params(n_rows, n_cols, topology, periodic, connectivity):
 
 
 @validate_params(
-    {"X": ["array-like"], "codebook": ["array-like"]},
+    {"X": ["array-like", "sparse matrix"], "codebook": ["array-like"]},
     prefer_skip_nested_validation=True,
 )
 def quantization_error(X, codebook):
@@ -80,8 +96,8 @@ def quantization_error(X, codebook):
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        Data.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Data; NaN marks a missing value (dense input only).
 
     codebook : array-like of shape (n_units, n_features)
         Prototypes.
@@ -98,6 +114,8 @@ def quantization_error(X, codebook):
     >>> quantization_error([[0.0, 0.0], [3.0, 4.0]], [[0.0, 0.0], [0.0, 4.0]])
     1.5
     """
+    if _dask._is_dask_collection(X):
+        return _dask._quantization_error(X, codebook)
     codebook = _check_codebook(codebook)
     X = _check_data(X, codebook)
     _, _, distances = _best_matching_units(X, codebook, distances=True)
@@ -106,7 +124,7 @@ def quantization_error(X, codebook):
 
 @validate_params(
     {
-        "X": ["array-like"],
+        "X": ["array-like", "sparse matrix"],
         "codebook": ["array-like"],
         **_GRID_CONSTRAINTS,
         "connectivity": [Options(Integral, {4, 6, 8}), None],
@@ -127,8 +145,8 @@ def topographic_error(
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        Data.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Data; NaN marks a missing value (dense input only).
 
     codebook : array-like of shape (n_rows * n_cols, n_features)
         Prototypes, row-major (unit ``k = row * n_cols + col``).
@@ -161,6 +179,9 @@ def topographic_error(
     >>> topographic_error([[0.2]], [[0.0], [2.0], [1.0]], n_rows=1, n_cols=3)
     1.0
     """
+    if _dask._is_dask_collection(X):
+        grid = dict(n_rows=n_rows, n_cols=n_cols, topology=topology, periodic=periodic)
+        return _dask._topographic_error(X, codebook, grid, connectivity)
     _check_grid_params(n_rows, n_cols, topology, periodic, connectivity)
     codebook = _check_codebook(codebook, n_rows, n_cols)
     X = _check_data(X, codebook)
@@ -252,7 +273,7 @@ def u_matrix(
 
 @validate_params(
     {
-        "X": ["array-like"],
+        "X": ["array-like", "sparse matrix"],
         "codebook": ["array-like"],
         "n_rows": [Interval(Integral, 1, None, closed="left")],
         "n_cols": [Interval(Integral, 1, None, closed="left")],
@@ -264,8 +285,8 @@ def hit_counts(X, codebook, *, n_rows, n_cols):
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        Data.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Data; NaN marks a missing value (dense input only).
 
     codebook : array-like of shape (n_rows * n_cols, n_features)
         Prototypes, row-major.
@@ -284,6 +305,8 @@ def hit_counts(X, codebook, *, n_rows, n_cols):
     >>> hit_counts([[0.1], [0.2], [2.9]], [[0.0], [1.0], [3.0]], n_rows=1, n_cols=3)
     array([[2, 0, 1]])
     """
+    if _dask._is_dask_collection(X):
+        return _dask._hit_counts(X, codebook, n_rows, n_cols)
     codebook = _check_codebook(codebook, n_rows, n_cols)
     X = _check_data(X, codebook)
     best, _ = _best_matching_units(X, codebook)

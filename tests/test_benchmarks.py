@@ -95,3 +95,33 @@ def test_bench_compose_quick_raw_units_and_latent_auto(tmp_path, capsys):
     for s in results["summary"]:
         assert len(s["auto_bandwidths"]) == 2
     assert "auto picks" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_bench_missing_sparse_tiny_runs(tmp_path):
+    bench = _load("bench_missing_sparse")
+    out = tmp_path / "missing_sparse.json"
+    sizes = {
+        "digits_rows": 200,
+        "blobs": [300, 6],
+        "map": [3, 3],
+        "n_epochs": 2,
+        "sparse": [2000, 300, 0.01],
+        "dense_rows": 200,
+        "knn_max_samples": 200,
+        "iterative_max_iter": 1,
+    }
+    results = bench.main(
+        ["--quick", "--n-jobs", "1", "--sizes", json.dumps(sizes), "--output", str(out)]
+    )
+    assert json.loads(out.read_text())["meta"]["mode"] == "quick"
+    assert [row["dataset"] for row in results["missing"]] == ["digits", "blobs"]
+    for row in results["missing"]:
+        assert row["fraction"] == 0.3
+        # Filling from the BMU prototype beats filling with the mean.
+        assert row["rmse_som"] < row["rmse_simple_mean"]
+        assert row["qe_missing_fit"] > 0 and row["time_ratio"] > 0
+    sparse_row = results["sparse"]
+    # Tiny sizes: fixed overheads, but still below one dense copy of X.
+    assert sparse_row["fit_peak_traced_mib"] < sparse_row["dense_equivalent_mib"]
+    assert sparse_row["epoch_over_product"] > 0

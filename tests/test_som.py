@@ -10,6 +10,7 @@ import pytest
 from scipy.spatial.distance import cdist
 from sklearn.base import clone
 from sklearn.datasets import load_digits, load_iris, make_blobs
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -373,7 +374,7 @@ def test_som_nonsense_parameters_raise(iris, params, match):
 @pytest.mark.parametrize(
     "X, error, match",
     [
-        ([[1.0, np.nan], [0.0, 1.0]], ValueError, "Input X contains NaN"),
+        ([[np.nan, np.nan], [0.0, np.nan]], ValueError, r"feature\(s\) \[1\]"),
         ([[1.0, np.inf], [0.0, 1.0]], ValueError, "Input X contains infinity"),
         (np.empty((0, 3)), ValueError, "0 sample"),
         (np.empty((3, 0)), ValueError, "0 feature"),
@@ -391,10 +392,12 @@ def test_som_bad_input_raises(X, error, match):
         SelfOrganizingMap(2, 2).fit(X)
 
 
-def test_som_sparse_input_is_rejected_clearly():
+def test_som_sparse_input_with_nan_is_rejected_clearly():
+    # Sparse input is supported (tests/test_som_sparse.py), NaN stored in it not.
     sparse = pytest.importorskip("scipy.sparse")
-    with pytest.raises(TypeError, match="Sparse data was passed"):
-        SelfOrganizingMap(2, 2).fit(sparse.csr_matrix(np.eye(3)))
+    X = sparse.csr_matrix(np.array([[np.nan, 1.0], [0.0, 2.0], [3.0, 0.0]]))
+    with pytest.raises(ValueError, match="NaN stored in a sparse matrix"):
+        SelfOrganizingMap(2, 2).fit(X)
 
 
 def test_som_unfitted_methods_raise():
@@ -503,3 +506,34 @@ def test_som_set_output_pandas(iris):
     out = som.fit(frame).transform(frame)
     assert list(out.columns) == ["selforganizingmap0", "selforganizingmap1"]
     assert list(som.feature_names_in_) == ["a", "b", "c", "d"]
+
+
+def test_som_partial_fit_keeps_one_generator_across_calls(iris):
+    # Reseeding on every call would shuffle every batch in the same order.
+    X, _ = iris
+    som = SelfOrganizingMap(3, 3, algorithm="online", random_state=0)
+    som.partial_fit(X)
+    generator = som._random_state
+    _, key, pos, *_ = generator.get_state()
+    key = key.copy()
+    som.partial_fit(X)
+    assert som._random_state is generator
+    _, new_key, new_pos, *_ = generator.get_state()
+    assert new_pos != pos or not np.array_equal(new_key, key)  # it advanced
+    # The sequence of calls stays reproducible from the seed, and fit resets it.
+    again = clone(som)
+    again.partial_fit(X).partial_fit(X)
+    np.testing.assert_array_equal(again.codebook_, som.codebook_)
+    refit = clone(som).fit(X).partial_fit(X)
+    np.testing.assert_array_equal(
+        refit.codebook_, clone(som).fit(X).partial_fit(X).codebook_
+    )
+
+
+def test_som_get_feature_names_out_needs_fit(iris):
+    X, _ = iris
+    som = SelfOrganizingMap(2, 2)
+    with pytest.raises(NotFittedError):
+        som.get_feature_names_out()
+    names = som.fit(X).get_feature_names_out()
+    assert list(names) == ["selforganizingmap0", "selforganizingmap1"]
