@@ -97,6 +97,12 @@ _SUB_CHUNK_FLOATS = 2**17
 # covariances, hence the log-densities, exact to far below statistical noise.
 _SCATTER_RTOL = 1e-8
 
+# Relative residual at which the conjugate-gradient update of the means stops,
+# and its iteration cap (each step never lowers the objective; see
+# _update_means).
+_MEAN_RTOL = 1e-10
+_MEAN_MAX_ITER = 500
+
 
 def _check_covariance_type(covariance_type):
     if covariance_type not in _COVARIANCE_TYPES:
@@ -1049,7 +1055,16 @@ def _scatter_from_labels(X, labels, means, covariance_type):
 
 
 def _soft_scatter(
-    X, resp, means, covariance_type, *, shift, design=None, reg_covar=0.0, prior=0.0
+    X,
+    resp,
+    means,
+    covariance_type,
+    *,
+    shift,
+    design=None,
+    reg_covar=0.0,
+    prior=0.0,
+    first_moment=False,
 ):
     """Soft counts and scatter of one chunk of samples around fixed means.
 
@@ -1083,11 +1098,37 @@ def _soft_scatter(
         prior``, where ``prior`` is this chunk's share of ``s (Sigma_0 +
         reg_covar)`` (a float, or one value per feature).
 
+    first_moment : bool, default=False
+        Also return ``U = resp.T @ (X - shift)`` of shape (n_components,
+        n_features), the first moments the mean update needs.
+
     Returns
     -------
     nk, scatter
-        As :func:`_scatter_statistics`, for the chunk.
+        As :func:`_scatter_statistics`, for the chunk (and ``U`` when
+        ``first_moment``).
     """
+    nk, scatter, U = _soft_scatter_moments(
+        X,
+        resp,
+        means,
+        covariance_type,
+        shift=shift,
+        design=design,
+        reg_covar=reg_covar,
+        prior=prior,
+    )
+    if first_moment:
+        if U is None:
+            U = resp.T @ (X - shift)
+        return nk, scatter, U
+    return nk, scatter
+
+
+def _soft_scatter_moments(
+    X, resp, means, covariance_type, *, shift, design, reg_covar, prior
+):
+    """:func:`_soft_scatter`, with ``U`` when its products already hold it."""
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     centred = means - shift
@@ -1104,7 +1145,7 @@ def _soft_scatter(
             else:
                 diff, r = X[active] - means[k], resp[active, k]
             scatter[k] = (diff.T * r) @ diff
-        return nk, scatter
+        return nk, scatter, None
 
     if covariance_type == "tied":
         X_centred = X - shift
@@ -1118,13 +1159,13 @@ def _soft_scatter(
         with np.errstate(over="ignore"):  # inf only makes the check pass
             limit = _SCATTER_RTOL * (np.diag(scatter) + n_samples * reg_covar + prior)
         if np.all(bound <= limit):
-            return nk, scatter
+            return nk, scatter, U
         scatter = np.zeros((n_features, n_features))
         for k in np.flatnonzero(nk):
             active = np.flatnonzero(resp[:, k])
             diff = X[active] - means[k]
             scatter += (diff.T * resp[active, k]) @ diff
-        return nk, scatter
+        return nk, scatter, U
 
     if design is None:
         X_centred = X - shift
@@ -1159,7 +1200,7 @@ def _soft_scatter(
             scatter[k] = resp[active, k] @ sq_diff.sum(axis=1)
     if covariance_type == "spherical":
         scatter /= n_features
-    return nk, scatter
+    return nk, scatter, U
 
 
 def _scatter_statistics(
@@ -1402,6 +1443,60 @@ def _estimate_covariances(
 # ---------------------------------------------------------------------------
 
 
+def _pooled_target(X, labels, means, covariance_type):
+    """Shrinkage target: pooled residual covariance with a degrees-of-freedom fix.
+
+    The scatter of the samples around their unit's mean, summed over units,
+    is divided by ``n - K_occupied`` (each occupied unit spends one sample on
+    its mean) rather than by ``n``: a unit holding a single sample adds no
+    scatter and so cannot drag the target to zero, as it did when the map had
+    about as many units as samples. When no degree of freedom is left
+    (``n <= K_occupied``), the target is the data's covariance times the
+    square of Scott's factor ``n^(-1 / (d + 4))``, the variance a Gaussian
+    kernel density would give each sample. Layout as
+    :func:`_pooled_covariance`.
+    """
+    n_samples, n_features = X.shape
+    nk, scatter = _scatter_from_labels(X, labels, means, covariance_type)
+    dof = n_samples - np.count_nonzero(nk)
+    if dof >= 1:
+        if covariance_type == "tied":
+            return scatter / dof
+        pooled = scatter.sum(axis=0) / dof
+        return float(pooled) if covariance_type == "spherical" else pooled
+    factor = float(n_samples) ** (-2.0 / (n_features + 4)) / n_samples
+    centre = X.mean(axis=0)
+    full = covariance_type in ("full", "tied")
+    total = np.zeros((n_features, n_features) if full else n_features)
+    for start in range(0, n_samples, 4096):
+        block = X[start : start + 4096] - centre
+        total += block.T @ block if full else np.einsum("ij,ij->j", block, block)
+    if full:
+        return factor * total
+    return (
+        float(factor * total.mean())
+        if covariance_type == "spherical"
+        else (factor * total)
+    )
+
+
+def _absolute_stiffness(stiffness, n_samples, covariance_prior, n_components):
+    """The anchored prior's ``lambda`` from the dimensionless ``mean_stiffness``.
+
+    ``lambda = stiffness * (n / K) / v`` with ``v`` the mean variance of the
+    pooled target: the prior's pull between neighbours then compares with the
+    data's pull on a unit holding ``n / K`` samples (precision ``(n / K) / v``),
+    so one value suits data of any size and scale. ``inf`` and ``0`` stay.
+    """
+    if not 0.0 < stiffness < np.inf:
+        return float(stiffness)
+    prior = np.asarray(covariance_prior, dtype=np.float64)
+    variance = float(np.mean(np.diag(prior) if prior.ndim == 2 else prior))
+    tiny = np.finfo(np.float64).tiny
+    with np.errstate(over="ignore"):
+        return float(stiffness * (n_samples / n_components) / max(variance, tiny))
+
+
 def _dirichlet_weights(counts, weight_concentration):
     """Smoothed weights ``(N_k + alpha) / (sum_k N_k + K alpha)``.
 
@@ -1476,13 +1571,16 @@ def _e_step_statistics(
     reg_covar,
     chunk_size,
     prior=0.0,
+    first_moment=False,
 ):
     """One pass of E-step over chunks, accumulating the M-step statistics.
 
     Returns the summed log-normaliser of the penalised objective, the summed
     plain log-likelihood, ``nk`` and the scatter of :func:`_scatter_statistics`
-    (``prior`` sets the accuracy it needs, see :func:`_soft_scatter`). The
-    (n_samples, n_components) responsibilities are never formed at once.
+    (``prior`` sets the accuracy it needs, see :func:`_soft_scatter`), then,
+    with ``first_moment``, ``U = sum_i r_ik (x_i - shift)`` and the ``shift``
+    (the mean of the means). The (n_samples, n_components) responsibilities
+    are never formed at once.
     """
     n_samples, n_features = X.shape
     n_components = means.shape[0]
@@ -1507,7 +1605,7 @@ def _e_step_statistics(
             log_likelihood += (
                 jitter_max * log_norm.size + np.log(resp @ exp_jitter).sum()
             )
-        nk, scatter = _soft_scatter(
+        moments = _soft_scatter(
             X[rows],
             resp,
             means,
@@ -1516,8 +1614,9 @@ def _e_step_statistics(
             design=design,
             reg_covar=reg_covar,
             prior=prior * (resp.shape[0] / n_samples),
+            first_moment=first_moment,
         )
-        return objective, log_likelihood, nk, scatter
+        return objective, log_likelihood, *moments
 
     chunks = _map_log_prob(
         X, terms, statistics, window=_NEGLIGIBLE_NATS, chunk_size=chunk_size
@@ -1526,12 +1625,18 @@ def _e_step_statistics(
     objective = log_likelihood = 0.0
     nk = np.zeros(n_components)
     scatter = _covariance_zeros(n_components, n_features, covariance_type)
-    for chunk_objective, chunk_log_likelihood, chunk_nk, chunk_scatter in chunks:
-        objective += chunk_objective
-        log_likelihood += chunk_log_likelihood
-        nk += chunk_nk
-        scatter += chunk_scatter
-    return objective, log_likelihood, nk, _symmetrise(scatter, covariance_type)
+    U = np.zeros((n_components, n_features))
+    for chunk in chunks:
+        objective += chunk[0]
+        log_likelihood += chunk[1]
+        nk += chunk[2]
+        scatter += chunk[3]
+        if first_moment:
+            U += chunk[4]
+    statistics = (objective, log_likelihood, nk, _symmetrise(scatter, covariance_type))
+    if first_moment:
+        return (*statistics, U, terms["shift"])
+    return statistics
 
 
 def _mean_covariance(weights, covariances, covariance_type):
@@ -1554,6 +1659,143 @@ def _prior_scale(covariance_prior, covariance_type, shrinkage, reg_covar):
         return shrinkage * (prior + reg_covar)
 
 
+def _precision_matrices(precisions_cholesky, covariance_type):
+    """Precisions from their Cholesky factors, in the layout of the covariances."""
+    P = precisions_cholesky
+    if covariance_type == "full":
+        return P @ P.transpose(0, 2, 1)
+    if covariance_type == "tied":
+        return P @ P.T
+    return P**2
+
+
+def _apply_precisions(precisions, covariance_type, M):
+    """``P_k m_k`` for every row ``m_k`` of ``M`` (shape (K, d))."""
+    if covariance_type == "full":
+        return np.einsum("kij,kj->ki", precisions, M)
+    if covariance_type == "tied":
+        return M @ precisions
+    if covariance_type == "diag":
+        return precisions * M
+    return precisions[:, np.newaxis] * M
+
+
+def _mean_penalty(means, anchors, laplacian):
+    """``tr((mu - W)^T L (mu - W)) / 2``, the roughness of the means' deviation."""
+    deviation = means - anchors
+    return 0.5 * float(np.sum(deviation * (laplacian @ deviation)))
+
+
+def _update_means(
+    nk, U, shift, means, precisions, covariance_type, *, stiffness, anchors, laplacian
+):
+    """M-step of the means under the anchored grid prior.
+
+    Maximises ``sum_k sum_i r_ik log N(x_i | mu_k, Sigma_k) - stiffness / 2 *
+    tr((mu - W)^T L (mu - W))`` over the means with the covariances fixed,
+    i.e. solves ``N_k P_k mu_k + stiffness [L (mu - W)]_k = P_k S_k`` (with
+    ``S_k = U_k + N_k shift``). ``stiffness=0`` gives the weighted means
+    ``S_k / N_k`` (components without responsibility keep their mean);
+    otherwise preconditioned conjugate gradients started at the current means
+    solve the coupled system. Every conjugate-gradient step lowers the
+    quadratic it minimises, so the update never decreases the objective, even
+    if it stops before full convergence. Returns the new means.
+    """
+    current = means - shift
+    if stiffness == 0.0:
+        new = current.copy()
+        occupied = nk > 0.0
+        new[occupied] = U[occupied] / nk[occupied, np.newaxis]
+        return new + shift
+
+    def apply(M):
+        return nk[:, np.newaxis] * _apply_precisions(
+            precisions, covariance_type, M
+        ) + stiffness * (laplacian @ M)
+
+    if covariance_type == "full":
+        diagonal = np.diagonal(precisions, axis1=1, axis2=2)
+    elif covariance_type == "tied":
+        diagonal = np.diag(precisions)[np.newaxis, :]
+    elif covariance_type == "diag":
+        diagonal = precisions
+    else:
+        diagonal = precisions[:, np.newaxis]
+    diagonal = (
+        nk[:, np.newaxis] * diagonal + stiffness * laplacian.diagonal()[:, np.newaxis]
+    )
+    inverse = np.where(diagonal > 0.0, 1.0 / np.where(diagonal > 0, diagonal, 1), 0.0)
+    data_rhs = _apply_precisions(precisions, covariance_type, U)
+    rhs = data_rhs + stiffness * (laplacian @ (anchors - shift))
+    solution = current.copy()
+    residual = rhs - apply(solution)
+    # Relative to the data's side of the system: the prior's side grows with
+    # the stiffness, while the means' common shift is set by the data alone.
+    target = _MEAN_RTOL * np.linalg.norm(data_rhs)
+    z = inverse * residual
+    direction = z.copy()
+    rz = float(np.vdot(residual, z))
+    for _ in range(_MEAN_MAX_ITER):
+        if not np.linalg.norm(residual) > target:
+            break
+        product = apply(direction)
+        curvature = float(np.vdot(direction, product))
+        if not curvature > 0.0:
+            break
+        step = rz / curvature
+        solution += step * direction
+        residual -= step * product
+        z = inverse * residual
+        rz, rz_old = float(np.vdot(residual, z)), rz
+        direction = z + (rz / rz_old) * direction
+    return solution + shift
+
+
+def _scaled_anchors(prototypes, means, laplacian):
+    """Anchors ``c + b (W - c)`` with the scale ``b`` that suits ``means`` best.
+
+    ``c`` is the centroid of the prototypes ``W`` and ``b`` minimises the prior's
+    roughness ``tr((mu - c - b (W - c))^T L (mu - c - b (W - c)))``, i.e.
+    ``b = tr((W - c)^T L mu) / tr((W - c)^T L (W - c))`` (1 when the prototypes
+    are all equal). The prior thus penalises the means' departures from a
+    uniformly expanded or contracted map, not the expansion itself: the
+    neighbourhood smoothing of the map contracts its prototypes, and anchors
+    that keep this contraction would keep the mixture's spread below the
+    data's. A conditional maximisation step of ECM: it never lowers the
+    objective.
+    """
+    centre = prototypes.mean(axis=0)
+    centred = prototypes - centre
+    rough = laplacian @ centred
+    denominator = float(np.sum(rough * centred))
+    if not denominator > 0.0:
+        return prototypes
+    return centre + (float(np.sum(rough * means)) / denominator) * centred
+
+
+def _moved_scatter(nk, scatter, first, delta, covariance_type):
+    """Scatter around ``mu + delta`` from the scatter around ``mu``.
+
+    ``first`` is ``sum_i r_ik (x_i - mu_k)``: ``S'_k = S_k - delta_k b_k^T -
+    b_k delta_k^T + N_k delta_k delta_k^T`` (clipped at zero on the diagonal,
+    where rounding could leave a tiny negative value).
+    """
+    if covariance_type in ("full", "tied"):
+        cross = np.einsum("ki,kj->kij", delta, first)
+        moved = np.einsum("k,ki,kj->kij", nk, delta, delta) - cross
+        moved -= cross.transpose(0, 2, 1)
+        if covariance_type == "tied":
+            moved = moved.sum(axis=0)
+        scatter = scatter + moved
+        diagonal = np.einsum("...ii->...i", scatter)
+        np.maximum(diagonal, 0.0, out=diagonal)
+        return scatter
+    moved = nk[:, np.newaxis] * delta**2 - 2.0 * delta * first
+    if covariance_type == "spherical":
+        moved = moved.mean(axis=1)
+    return np.maximum(scatter + moved, 0.0)
+
+
 def _pinned_em(
     X,
     means,
@@ -1569,8 +1811,10 @@ def _pinned_em(
     update_weights=True,
     covariance_prior=None,
     chunk_size=None,
+    mean_stiffness=np.inf,
+    laplacian=None,
 ):
-    """EM for a Gaussian mixture whose means stay fixed.
+    """EM for a Gaussian mixture whose means are pinned or tied to a grid.
 
     Maximises the penalised objective described in the module docstring. The
     E-step posteriors carry the factor ``exp(-reg_covar / 2 * tr(Sigma_k^{-1}))``;
@@ -1621,10 +1865,28 @@ def _pinned_em(
     chunk_size : int, default=None
         Rows per chunk of the E-step.
 
+    mean_stiffness : float, default=np.inf
+        Strength ``lambda`` of the anchored grid prior on the means. ``inf``
+        pins them to ``means``; otherwise they move, and the objective gains
+        the term ``-lambda / (2 n) tr((mu - A)^T L (mu - A))`` with ``L`` the
+        ``laplacian`` and anchors ``A = c + b (W - c)``: the initial ``means``
+        ``W`` about their centroid ``c``, scaled by a free factor ``b`` (see
+        :func:`_scaled_anchors`). ECM: each iteration updates the weights,
+        then ``b``, then the means with the covariances fixed
+        (:func:`_update_means`), then the covariances around the new means;
+        each step maximises the objective over its parameters, so the
+        objective never decreases. ``0`` gives an ordinary (penalised on the
+        weights and covariances) mixture started at ``W``.
+
+    laplacian : sparse matrix of shape (n_components, n_components), default=None
+        Graph Laplacian of the grid; required when ``mean_stiffness`` is finite
+        and positive.
+
     Returns
     -------
     result : dict
-        ``weights`` (n_components,), ``covariances``, ``precisions_cholesky``,
+        ``weights`` (n_components,), ``means``, ``covariances``,
+        ``precisions_cholesky``,
         ``converged`` (bool), ``n_iter`` (number of M-steps), ``lower_bound``
         (per-sample objective of the returned parameters), ``history``
         (ndarray of the objective before the first and after every M-step,
@@ -1634,10 +1896,19 @@ def _pinned_em(
     """
     _check_covariance_type(covariance_type)
     n_samples, n_features = X.shape
+    anchors = np.asarray(means, dtype=np.float64)
+    prototypes = means = anchors
+    moving = bool(mean_stiffness < np.inf)
+    if moving and mean_stiffness > 0.0 and laplacian is None:
+        raise ValueError("A finite positive mean_stiffness needs the grid laplacian.")
     weights = np.array(weights_init, dtype=np.float64)
     covariances = np.array(covariances_init, dtype=np.float64)
     precisions_chol = _compute_precision_cholesky(covariances, covariance_type)
-    e_step_options = {"reg_covar": reg_covar, "chunk_size": chunk_size}
+    e_step_options = {
+        "reg_covar": reg_covar,
+        "chunk_size": chunk_size,
+        "first_moment": moving,
+    }
     if covariance_prior is not None:
         covariance_prior = _check_covariance_prior(
             covariance_prior, covariance_type, n_features
@@ -1649,7 +1920,7 @@ def _pinned_em(
         scale = _mean_covariance(weights, covariances, covariance_type)
     e_step_options["prior"] = _prior_scale(scale, covariance_type, shrinkage, reg_covar)
 
-    objective, log_likelihood, nk, scatter = _e_step_statistics(
+    objective, log_likelihood, nk, scatter, *moments = _e_step_statistics(
         X, weights, means, precisions_chol, covariance_type, **e_step_options
     )
     if covariance_prior is None:
@@ -1666,20 +1937,28 @@ def _pinned_em(
         "reg_covar": reg_covar,
     }
 
-    def prior_terms(weights, precisions_chol):
-        return _log_prior_terms(
+    penalty_scale = (
+        mean_stiffness / n_samples if moving and mean_stiffness > 0.0 else 0.0
+    )
+
+    def prior_terms(weights, precisions_chol, means):
+        terms = _log_prior_terms(
             weights if update_weights else None,
             precisions_chol,
             covariance_prior,
             covariance_type,
             **prior_options,
         )
+        if penalty_scale == 0.0:
+            return terms
+        penalty = -penalty_scale * _mean_penalty(means, anchors, laplacian)
+        return (*terms, np.array([penalty]))
 
     def penalised(objective, log_prior_terms):
         log_prior = sum(float(terms.sum()) for terms in log_prior_terms)
         return objective / n_samples + log_prior
 
-    log_prior_terms = prior_terms(weights, precisions_chol)
+    log_prior_terms = prior_terms(weights, precisions_chol, means)
     lower_bound = penalised(objective, log_prior_terms)
     history = [lower_bound]
     converged = False
@@ -1688,6 +1967,26 @@ def _pinned_em(
         n_iter += 1
         if update_weights:
             weights = _dirichlet_weights(nk, weight_concentration)
+        if moving:
+            U, shift = moments
+            if mean_stiffness > 0.0:
+                anchors = _scaled_anchors(prototypes, means, laplacian)
+            new_means = _update_means(
+                nk,
+                U,
+                shift,
+                means,
+                _precision_matrices(precisions_chol, covariance_type),
+                covariance_type,
+                stiffness=mean_stiffness,
+                anchors=anchors,
+                laplacian=laplacian,
+            )
+            first = U - nk[:, np.newaxis] * (means - shift)
+            scatter = _moved_scatter(
+                nk, scatter, first, new_means - means, covariance_type
+            )
+            means = new_means
         covariances = _covariances_from_scatter(
             nk,
             scatter,
@@ -1697,10 +1996,10 @@ def _pinned_em(
             reg_covar=reg_covar,
         )
         precisions_chol = _compute_precision_cholesky(covariances, covariance_type)
-        new_objective, log_likelihood, nk, scatter = _e_step_statistics(
+        new_objective, log_likelihood, nk, scatter, *moments = _e_step_statistics(
             X, weights, means, precisions_chol, covariance_type, **e_step_options
         )
-        new_prior_terms = prior_terms(weights, precisions_chol)
+        new_prior_terms = prior_terms(weights, precisions_chol, means)
         change = _change(
             (np.float64(new_objective / n_samples), *new_prior_terms),
             (np.float64(objective / n_samples), *log_prior_terms),
@@ -1714,6 +2013,8 @@ def _pinned_em(
 
     return {
         "weights": weights,
+        "means": means,
+        "anchors": anchors,
         "covariances": covariances,
         "precisions_cholesky": precisions_chol,
         "converged": converged,

@@ -21,6 +21,7 @@ represent.
 """
 
 import numpy as np
+from scipy import sparse
 
 _HEX_DY = np.sqrt(3.0) / 2.0
 TOPOLOGIES = ("rectangular", "hexagonal")
@@ -425,3 +426,25 @@ def _neighbour_index(i0, n, periodic):
     if n == 1:
         return i0
     return (i0 + 1) % n if periodic else i0 + 1
+
+
+def _grid_laplacian(n_rows, n_cols, topology, periodic):
+    """Sparse graph Laplacian ``L = D - A`` of the grid's nearest neighbours.
+
+    Rectangular grids use their 4 nearest neighbours, hexagonal grids their 6;
+    toroidal grids wrap. ``m^T L m = sum over adjacent pairs (m_i - m_j)^2``.
+
+    Returns
+    -------
+    laplacian : scipy.sparse.csr_matrix of shape (n_units, n_units)
+    """
+    connectivity = 4 if topology == "rectangular" else None
+    units, neighbours = _adjacent_pairs(
+        n_rows, n_cols, topology, periodic, connectivity=connectivity
+    )
+    n_units = n_rows * n_cols
+    adjacency = sparse.csr_matrix(
+        (np.ones(units.size), (units, neighbours)), shape=(n_units, n_units)
+    )
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    return (sparse.diags(degree) - adjacency).tocsr()

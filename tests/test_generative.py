@@ -70,7 +70,16 @@ def test_generative_score_samples_matches_brute_force(iris, covariance_type):
     assert model.score(iris) == pytest.approx(np.mean(model.score_samples(iris)))
     assert model.score_samples(iris).dtype == np.float64
     assert model.weights_.sum() == pytest.approx(1.0)
-    np.testing.assert_array_equal(model.means_, model.som_.codebook_)
+    # The means moved from the prototypes (default mean_stiffness=1) ...
+    assert not np.array_equal(model.means_, model.som_.codebook_)
+    # ... and stay pinned to them with mean_stiffness=inf.
+    pinned = SOMGenerativeModel(
+        SelfOrganizingMap(3, 4),
+        covariance_type=covariance_type,
+        mean_stiffness=np.inf,
+        random_state=0,
+    ).fit(iris)
+    np.testing.assert_array_equal(pinned.means_, pinned.som_.codebook_)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
@@ -121,12 +130,15 @@ def test_generative_em_improves_training_likelihood():
     )
     som = SelfOrganizingMap(6, 6, random_state=0)
     one_shot = SOMGenerativeModel(som, refine=None).fit(X)
-    refined = SOMGenerativeModel(som, refine="em").fit(X)
+    refined = SOMGenerativeModel(som, refine="em", mean_stiffness=np.inf).fit(X)
     assert one_shot.n_iter_ == 0 and one_shot.converged_
     assert refined.n_iter_ >= 1
     assert refined.score(X) > one_shot.score(X) + 0.3
     # The map, hence the means, are the same: only weights and covariances move.
     np.testing.assert_array_equal(refined.means_, one_shot.means_)
+    # Means free to move under the grid prior gain more on the same data.
+    topographic = SOMGenerativeModel(som, refine="em", mean_stiffness=1.0).fit(X)
+    assert topographic.score(X) > refined.score(X)
 
 
 def test_generative_hit_weights_without_refinement(iris):
@@ -242,7 +254,9 @@ def test_generative_predict_proba_and_predict(iris):
         ],
         axis=1,
     )
-    np.testing.assert_allclose(proba, joint / joint.sum(1, keepdims=True), rtol=1e-8)
+    np.testing.assert_allclose(
+        proba, joint / joint.sum(1, keepdims=True), rtol=1e-8, atol=1e-300
+    )
 
 
 @pytest.mark.parametrize(
@@ -316,7 +330,9 @@ def test_generative_in_pipeline():
 def test_generative_frozen_map_is_not_refitted(iris):
     som = SelfOrganizingMap(3, 3, random_state=0).fit(iris)
     before = som.codebook_.copy()
-    model = SOMGenerativeModel(FrozenEstimator(som)).fit(iris[:40])
+    model = SOMGenerativeModel(FrozenEstimator(som), mean_stiffness=np.inf).fit(
+        iris[:40]
+    )
     np.testing.assert_array_equal(model.means_, before)
     np.testing.assert_array_equal(som.codebook_, before)
     with pytest.raises(ValueError, match="X has 3 features, but the map was fitted"):
@@ -327,7 +343,13 @@ def test_generative_default_map_is_seeded(iris):
     a = SOMGenerativeModel(random_state=0).fit(iris)
     b = SOMGenerativeModel(random_state=0).fit(iris)
     np.testing.assert_array_equal(a.covariances_, b.covariances_)
-    assert a.som_.codebook_.shape == (100, 4)
+    # Sized from the data: about 2 sqrt(n) units, sides in the ratio of the
+    # two leading principal axes.
+    eigenvalues = np.linalg.eigvalsh(np.cov(iris, rowvar=False))[::-1]
+    ratio = np.sqrt(eigenvalues[0] / eigenvalues[1])
+    n_units = min(round(2 * np.sqrt(len(iris))), len(iris) // 10)
+    n_rows = round(np.sqrt(n_units / ratio))
+    assert (a.som_.n_rows, a.som_.n_cols) == (n_rows, round(n_units / n_rows))
 
 
 @pytest.mark.parametrize(
