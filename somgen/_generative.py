@@ -12,6 +12,7 @@ from sklearn.neighbors import KernelDensity
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from somgen import _dask
 from somgen._initialization import _data_sized_grid
 from somgen._latent import (
     LATENT_BANDWIDTHS,
@@ -553,6 +554,8 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         self : object
             Fitted estimator.
         """
+        if _dask._is_dask_collection(X):
+            return _dask._generative_fit(self, X)
         with _restore_on_failure(self):
             return self._fit(X)
 
@@ -648,6 +651,8 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
             accuracy are recomputed directly); ``-inf`` where the density
             underflows, never NaN.
         """
+        if _dask._is_dask_collection(X):
+            return _dask._score_samples(self, X)
         X = self._check_X(X)
         return _score_samples_chunked(
             X,
@@ -676,6 +681,8 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         log_likelihood : float
             Mean of :meth:`score_samples`.
         """
+        if _dask._is_dask_collection(X):
+            return _dask._generative_score(self, X)
         return float(np.mean(self.score_samples(X)))
 
     def predict_proba(self, X):
@@ -694,6 +701,8 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
             along its direction. Beyond this array, memory is
             ``O(chunk_size * n_units)``.
         """
+        if _dask._is_dask_collection(X):
+            return _dask._predict_proba(self, X)
         X = self._check_X(X)
         return _predict_proba(
             X,
@@ -720,6 +729,8 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         units : ndarray of shape (n_samples,)
             Row-major unit index.
         """
+        if _dask._is_dask_collection(X):
+            return _dask._generative_predict(self, X)
         X = self._check_X(X)
         return _predict(
             X,
@@ -804,6 +815,8 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         sample_conditional : Draws from the conditional law (multiple
             imputation) instead of its mean.
         """
+        if _dask._is_dask_collection(X):
+            return _dask._impute(self, X)
         index = getattr(X, "index", None)
         X = self._check_X(X, ensure_all_finite="allow-nan")
         X_imputed = _conditional_impute(

@@ -14,6 +14,7 @@ from sklearn.base import (
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from somgen import _dask
 from somgen._bmu import (
     _best_matching_units,
     _column_ranges,
@@ -578,6 +579,8 @@ class SelfOrganizingMap(
         self : object
             Fitted estimator.
         """
+        if _dask._is_dask_collection(X):
+            return _dask._fit(self, X)
         with _restore_on_failure(self):
             # Resolved before BLAS is pinned: the default reads its limit.
             self._n_threads = _effective_n_threads(self.n_jobs)
@@ -676,6 +679,8 @@ class SelfOrganizingMap(
         self : object
             Updated estimator.
         """
+        if _dask._is_dask_collection(X):
+            return _dask._partial_fit(self, X)
         with _restore_on_failure(self):
             # Resolved before BLAS is pinned: the default reads its limit.
             self._n_threads = _effective_n_threads(self.n_jobs)
@@ -777,6 +782,8 @@ class SelfOrganizingMap(
         units : ndarray of shape (n_samples,)
             Row-major unit index ``row * n_cols + col``.
         """
+        if _dask._is_dask_collection(X):
+            return _dask._predict(self, X)
         return self._bmus(X)[1]
 
     def fit_predict(self, X, y=None):
@@ -811,6 +818,8 @@ class SelfOrganizingMap(
             Position ``(x, y)`` of the BMU on the grid (see ``unit_coords_``), in
             the dtype of ``X``.
         """
+        if _dask._is_dask_collection(X):
+            return _dask._transform(self, X)
         X, best = self._bmus(X)
         return self.unit_coords_[best].astype(X.dtype)
 
@@ -863,6 +872,8 @@ class SelfOrganizingMap(
             Minus the mean Euclidean distance between each sample and its
             best-matching prototype.
         """
+        if _dask._is_dask_collection(X):
+            return _dask._score(self, X)
         check_is_fitted(self)
         X = self._check_X(X, reset=False)
         frame = self._frame

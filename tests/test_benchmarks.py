@@ -4,6 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -135,3 +136,24 @@ def test_bench_missing_sparse_tiny_runs(tmp_path):
     # Tiny sizes: fixed overheads, but still below one dense copy of X.
     assert sparse_row["fit_peak_traced_mib"] < sparse_row["dense_equivalent_mib"]
     assert sparse_row["epoch_over_product"] > 0
+
+
+@pytest.mark.slow
+def test_bench_dask_quick_runs_and_matches_in_memory(tmp_path):
+    bench = _load("bench_dask")
+    out = tmp_path / "dask.json"
+    results = bench.main(["--quick", "--output", str(out)])
+    assert json.loads(out.read_text())["meta"]["mode"] == "quick"
+    runs = results["overhead"]["runs"]
+    assert [row["run"] for row in runs] == [
+        "in-memory",
+        "dask threads",
+        "dask LocalCluster",
+    ]
+    # The equality contract, not a timing.
+    assert all(row["codebook_rel_diff"] <= 1e-10 for row in runs)
+    assert all(row["epoch_s_median"] > 0 for row in runs)
+    ooc = results["out_of_core"]
+    assert len(ooc["epoch_s"]) == ooc["n_epochs"] == 2
+    assert len(ooc["worker_peak_rss_mib"]) == 2
+    assert np.isfinite(ooc["score"]) and ooc["samples_epochs_per_s"] > 0
