@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pytest
 
 from somgen.__main__ import main
@@ -68,3 +69,46 @@ def test_demo_leaves_matplotlib_state_alone(tmp_path, capsys):
     finally:
         plt.switch_backend(original)
     assert "U-matrix written to" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("topology", ["rectangular", "hexagonal"])
+def test_demo_umatrix_png_cells_do_not_overlap(tmp_path, monkeypatch, topology):
+    """Every cell of the demo's U-matrix shows its own colour up to near its
+    corners in the figure as saved: no cell is drawn over its neighbours."""
+    figure_module = pytest.importorskip(
+        "matplotlib.figure", reason="matplotlib is a test extra"
+    )
+    saved = []
+    original = figure_module.Figure.savefig
+
+    def capture(fig, *args, **kwargs):
+        saved.append((fig, kwargs.get("dpi")))
+        return original(fig, *args, **kwargs)
+
+    monkeypatch.setattr(figure_module.Figure, "savefig", capture)
+    out_png = tmp_path / "umatrix.png"
+    argv = ["--rows", "6", "--cols", "8", "--epochs", "2", "--topology", topology]
+    assert main([*argv, "--output", str(out_png)]) == 0
+    ((fig, dpi),) = saved
+    assert out_png.stat().st_size > 0
+    backend = pytest.importorskip("matplotlib.backends.backend_agg")
+    backend.FigureCanvasAgg(fig)  # the canvas savefig drew on, kept
+    fig.set_dpi(dpi)
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[:, :, :3]
+    ax = fig.axes[0]
+    collection = ax.collections[0]
+    colours = (collection.get_facecolor()[:, :3] * 255).round()
+    paths = collection.get_paths()
+    assert len(paths) == 48
+    for path, colour in zip(paths, colours, strict=True):
+        corners = np.unique(path.vertices.round(9), axis=0)
+        centre = corners.mean(axis=0)
+        # 0.85 of the way to each corner and to each edge midpoint: inside the
+        # cell, within a few pixels of its neighbours.
+        edges = 0.5 * (corners + np.roll(corners, 1, axis=0))
+        probes = centre + 0.85 * (np.vstack([corners, edges]) - centre)
+        xy = ax.transData.transform(probes)
+        rows = (image.shape[0] - xy[:, 1]).astype(int)
+        rgb = image[rows, xy[:, 0].astype(int)]
+        np.testing.assert_allclose(rgb, np.broadcast_to(colour, rgb.shape), atol=3)
