@@ -246,12 +246,12 @@ class UMatrixDisplay(_GridDisplay):
     _label = "mean distance to neighbours"
 
     @classmethod
-    def from_estimator(cls, som, *, ax=None, **kwargs):
+    def from_estimator(cls, estimator, *, ax=None, **kwargs):
         """Plot the U-matrix of a fitted map.
 
         Parameters
         ----------
-        som : SelfOrganizingMap or SOMGenerativeModel
+        estimator : SelfOrganizingMap or SOMGenerativeModel
             Fitted map, a :class:`~sklearn.frozen.FrozenEstimator` wrapping one,
             or a fitted generative model, whose map ``som_`` is drawn.
 
@@ -269,12 +269,12 @@ class UMatrixDisplay(_GridDisplay):
         Raises
         ------
         TypeError
-            If ``som`` is not a map nor a generative model.
+            If ``estimator`` is not a map nor a generative model.
 
         sklearn.exceptions.NotFittedError
-            If ``som`` is not fitted.
+            If ``estimator`` is not fitted.
         """
-        som = _fitted_map(som, f"{cls.__name__}.from_estimator")
+        som = _fitted_map(estimator, f"{cls.__name__}.from_estimator")
         values = u_matrix(
             som.codebook_,
             n_rows=som.n_rows,
@@ -572,7 +572,9 @@ class HitMapDisplay(_GridDisplay):
         return self
 
     @classmethod
-    def from_estimator(cls, som, X, y=None, *, ax=None, display_labels=None, **kwargs):
+    def from_estimator(
+        cls, estimator, X, y=None, *, ax=None, display_labels=None, **kwargs
+    ):
         """Plot the hit counts of ``X`` on a fitted map, optionally by class.
 
         A sample is a hit for its best-matching unit; for a generative model the
@@ -581,7 +583,7 @@ class HitMapDisplay(_GridDisplay):
 
         Parameters
         ----------
-        som : SelfOrganizingMap or SOMGenerativeModel
+        estimator : SelfOrganizingMap or SOMGenerativeModel
             Fitted map, a :class:`~sklearn.frozen.FrozenEstimator` wrapping one,
             or a fitted generative model, whose map ``som_`` is used.
 
@@ -610,12 +612,12 @@ class HitMapDisplay(_GridDisplay):
         Raises
         ------
         TypeError
-            If ``som`` is not a map nor a generative model.
+            If ``estimator`` is not a map nor a generative model.
 
         sklearn.exceptions.NotFittedError
-            If ``som`` is not fitted.
+            If ``estimator`` is not fitted.
         """
-        som = _fitted_map(som, f"{cls.__name__}.from_estimator")
+        som = _fitted_map(estimator, f"{cls.__name__}.from_estimator")
         n_units = som.n_rows * som.n_cols
         class_counts = None
         if y is not None:
@@ -877,12 +879,12 @@ class ComponentPlanesDisplay:
         return self
 
     @classmethod
-    def from_estimator(cls, som, *, features=None, ax=None, **kwargs):
+    def from_estimator(cls, estimator, *, features=None, ax=None, **kwargs):
         """Plot the component planes of a fitted map.
 
         Parameters
         ----------
-        som : SelfOrganizingMap or SOMGenerativeModel
+        estimator : SelfOrganizingMap or SOMGenerativeModel
             Fitted map, a :class:`~sklearn.frozen.FrozenEstimator` wrapping one,
             or a fitted generative model, whose map ``som_`` is drawn.
 
@@ -906,15 +908,15 @@ class ComponentPlanesDisplay:
         Raises
         ------
         TypeError
-            If ``som`` is not a map nor a generative model.
+            If ``estimator`` is not a map nor a generative model.
 
         sklearn.exceptions.NotFittedError
-            If ``som`` is not fitted.
+            If ``estimator`` is not fitted.
 
         ValueError
             If ``features`` names an unknown feature or an index out of range.
         """
-        som = _fitted_map(som, f"{cls.__name__}.from_estimator")
+        som = _fitted_map(estimator, f"{cls.__name__}.from_estimator")
         n_features = som.codebook_.shape[1]
         names = getattr(som, "feature_names_in_", None)
         if names is None:
