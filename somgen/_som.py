@@ -247,6 +247,14 @@ class SelfOrganizingMap(
     products with the one-hot BMU matrix. BMUs are the same as for the dense
     data. NaN stored in a sparse matrix is an error.
 
+    Dask arrays (and dask DataFrames of numeric columns, with the extra
+    ``somgen[dask]``): :meth:`fit` and :meth:`partial_fit` with
+    ``algorithm="batch"`` run each epoch as one map-reduce over the blocks,
+    equal to the in-memory fit within 1e-10 relative and identical for any
+    number of workers; :meth:`transform` and :meth:`predict` return lazy dask
+    arrays; :meth:`score` reduces over the blocks. The online algorithm needs
+    data in memory. See the "scale out" page of the user guide.
+
     The Mexican-hat kernel is negative beyond ``sigma``: it pushes units away
     from the data, with a force that grows with their distance. To keep training
     stable, prototypes are clipped to the bounding box of the training data after
