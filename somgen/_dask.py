@@ -35,6 +35,16 @@ X; the two partitions of the sums differ (unless X is one block), so the
 results agree to rounding (``rtol=1e-10`` is the tested contract), not
 bitwise.
 
+``SOMGenerativeModel.fit`` (:func:`_generative_fit`) validates the blocks as
+its in-memory fit does, fits the map as above, then runs the passes of the
+mixture (:class:`_GenerativePasses`) as map-reduces of the kernels of
+``somgen._mixture``: hard-label counts and scatter (``_scatter_from_labels``,
+the pooled target finished by ``_pooled_target_from_scatter``), and one
+``_e_step_statistics`` per block and EM iteration, whose sums the in-memory
+``_pinned_em`` consumes through its ``e_step`` hook (the M-step runs on the
+client). The same tree sums them; blocks and parameters enter the kernels in
+C order, so a block's sums do not depend on where it runs.
+
 Inference (``transform``, ``predict``, ``score_samples``, ``predict_proba``,
 ``impute``) is lazy: ``map_blocks`` of the in-memory method on each block of
 a snapshot of the fitted estimator. Feature count and names are checked
@@ -62,7 +72,22 @@ from somgen._bmu import (
     _pow2_scale,
     _search_chunk,
 )
-from somgen._initialization import _blocks, _pca_init
+from somgen._initialization import (
+    _blocks,
+    _data_sized_units,
+    _grid_shape,
+    _leading_components,
+    _pca_init,
+)
+from somgen._mixture import (
+    _centred_scatter,
+    _e_step_statistics,
+    _pooled_target_from_scatter,
+    _scatter_from_labels,
+    _score_samples_chunked,
+    _scott_target,
+    _symmetrise,
+)
 from somgen._parallel import _effective_n_threads, _map_chunks, _single_threaded_blas
 from somgen._schedules import _decay
 from somgen._topology import _are_adjacent, _unit_coordinates
@@ -318,7 +343,10 @@ def _add_arrays(*parts):
 
 
 def _add_pairs(*parts):
-    first, second = parts[0]
+    # Copies: Dask may retry a task or reuse its inputs, so they stay intact.
+    first, second = (
+        part.copy() if isinstance(part, np.ndarray) else part for part in parts[0]
+    )
     for a, b in parts[1:]:
         first += a
         second += b
@@ -682,7 +710,12 @@ def _partial_fit(som, X):
 def _block_call(block, estimator, method, names):
     """``estimator.<method>(block)`` as a NumPy array (the block function of
     the lazy methods). The block is named like the training data, whose names
-    were checked once on the client, so blocks do not warn one by one."""
+    were checked once on the client, so blocks do not warn one by one. An
+    empty block gives an empty output of the right shape and dtype (the
+    estimators reject empty input)."""
+    if block.shape[0] == 0:
+        stand_in = np.zeros((1, block.shape[1]), dtype=block.dtype)
+        return _block_call(stand_in, estimator, method, names)[:0]
     if names is not None:
         try:
             import pandas as pd
@@ -837,15 +870,291 @@ def _impute(model, X):
     )
 
 
-def _generative_fit(model, X):
-    raise ValueError(
-        "SOMGenerativeModel.fit does not accept Dask collections yet: its EM is "
-        "in-memory only. Fit the generative model in memory (X.compute(), or a "
-        "subsample such as X[:n].compute()); the map itself can be fitted on "
-        "the Dask array first and passed as som=FrozenEstimator(fitted_map). "
-        "score, score_samples, predict, predict_proba and impute accept Dask "
-        "arrays (lazily)."
+# ------------------------------------------------------- generative training
+def _c_float64(block):
+    """A block as a C-ordered float64 array (the layout sets the order of the
+    sums, and a block shipped between workers arrives C-ordered)."""
+    return np.ascontiguousarray(block, dtype=np.float64)
+
+
+def _block_validated_sums(block, name):
+    """Validation of one block as ``SOMGenerativeModel.fit`` validates X (float64,
+    finite; the messages name the estimator), and its row count and column
+    sums."""
+    X = check_array(
+        block,
+        dtype=np.float64,
+        input_name="X",
+        estimator=name,
+        ensure_min_samples=0,
     )
+    return X.shape[0], X.sum(axis=0)
+
+
+def _block_label_statistics(block, som, means, covariance_type):
+    """Hard-label counts and scatter of one block around ``means``, the labels
+    being the map's best-matching units (the first pass of the mixture)."""
+    X = _c_float64(block)
+    units = _block_units(X, som)
+    with _single_threaded_blas():
+        return _scatter_from_labels(X, units, means, covariance_type)
+
+
+def _block_units(block, som):
+    X = _c_float64(block)
+    if X.shape[0] == 0:  # predict rejects an empty block
+        return np.zeros(0, dtype=np.int64)
+    with _single_threaded_blas():
+        return np.asarray(som.predict(X))
+
+
+def _units(array, som):
+    """The map's best-matching units of all samples, gathered on the client."""
+    import dask
+
+    snapshot = dask.delayed(copy.deepcopy(som), pure=True)
+    parts = [
+        dask.delayed(_block_units, pure=True)(block, snapshot)
+        for block in array.to_delayed().ravel()
+    ]
+    return np.concatenate(_compute(*parts))
+
+
+def _block_centred_scatter(block, centre, covariance_type):
+    X = _c_float64(block)
+    with _single_threaded_blas():
+        return _centred_scatter(X, centre, covariance_type)
+
+
+def _block_e_step(block, share, parameters, covariance_type, prior, options):
+    """``_e_step_statistics`` of one block. ``share`` is the block's fraction of
+    the samples: the block's part of ``prior`` (the accuracy scale of the
+    scatter, given for the whole data). BLAS runs on one thread, as in every
+    block kernel: the same sums in any process, whatever its BLAS settings."""
+    weights, means, precisions_cholesky = parameters
+    X = _c_float64(block)
+    with _single_threaded_blas():
+        return _e_step_statistics(
+            X,
+            weights,
+            means,
+            precisions_cholesky,
+            covariance_type,
+            prior=prior * share,
+            **options,
+        )
+
+
+def _block_log_density_sum(block, parameters, covariance_type):
+    weights, means, precisions_cholesky = parameters
+    X = _c_float64(block)
+    if X.shape[0] == 0:
+        return 0.0
+    with _single_threaded_blas():
+        log_density = _score_samples_chunked(
+            X, weights, means, precisions_cholesky, covariance_type
+        )
+    return float(np.sum(log_density))
+
+
+def _add_tuples(*parts):
+    """Element-wise sum of tuples of arrays and floats in argument order; items
+    past the summed ones (the E-step's ``shift``, the same in every block) are
+    taken from the first part. Inputs untouched."""
+    first = parts[0]
+    n_summed = 5 if len(first) == 6 else len(first)
+    total = list(first)
+    for part in parts[1:]:
+        for i in range(n_summed):
+            total[i] = total[i] + part[i]
+    return tuple(total)
+
+
+def _parameters(*arrays):
+    """The mixture's parameters as one Delayed, in C order.
+
+    The layout of an array enters the order of the sums that read it (the
+    Cholesky factors of ``_compute_precision_cholesky`` are not C-ordered),
+    and distributed's serialization makes an array C-ordered when it ships it
+    to another worker: C order everywhere gives every block the same sums
+    whether it runs on the client, on a worker or after a transfer.
+    """
+    import dask
+
+    return dask.delayed(tuple(np.ascontiguousarray(a) for a in arrays), pure=True)
+
+
+class _GenerativePasses:
+    """The passes of ``SOMGenerativeModel``'s fit over the blocks of X.
+
+    Each method is one map-reduce: per-block statistics of the in-memory
+    kernels of ``somgen._mixture``, summed by the fixed tree of
+    :func:`_tree_reduce`, returned to the client, where the in-memory code
+    finishes them (``SOMGenerativeModel._fit_mixture`` and ``_pinned_em``).
+    """
+
+    def __init__(self, array, lengths, column_sums, som, covariance_type):
+        self.blocks = list(array.to_delayed().ravel())
+        self.n_samples = int(np.sum(lengths))
+        self.shares = [float(n) / self.n_samples for n in lengths]
+        self.column_sums = column_sums
+        self.som = som
+        self.covariance_type = covariance_type
+
+    def _reduce(self, parts, combine=_add_tuples):
+        return _compute(_tree_reduce(parts, combine))[0]
+
+    def label_statistics(self, means):
+        """Hits (float), scatter around ``means`` by the map's best-matching
+        units, and the pooled shrinkage target (``_pooled_target``)."""
+        import dask
+
+        som = dask.delayed(copy.deepcopy(self.som), pure=True)
+        stored = dask.delayed(np.ascontiguousarray(means), pure=True)
+        parts = [
+            dask.delayed(_block_label_statistics, pure=True)(
+                block, som, stored, self.covariance_type
+            )
+            for block in self.blocks
+        ]
+        nk, scatter = self._reduce(parts)
+        target = _pooled_target_from_scatter(
+            nk, scatter, self.n_samples, self.covariance_type
+        )
+        if target is None:  # no degree of freedom left: Scott's fallback
+            centre = self.column_sums / self.n_samples
+            parts = [
+                dask.delayed(_block_centred_scatter, pure=True)(
+                    block, centre, self.covariance_type
+                )
+                for block in self.blocks
+            ]
+            total = self._reduce(parts, _add_arrays)
+            target = _scott_target(total, self.n_samples, self.covariance_type)
+        return nk, scatter, target
+
+    def e_step(self, weights, means, precisions_cholesky, covariance_type, **options):
+        """``_e_step_statistics`` of all samples, as a sum over the blocks."""
+        import dask
+
+        prior = options.pop("prior", 0.0)
+        parameters = _parameters(weights, means, precisions_cholesky)
+        parts = [
+            dask.delayed(_block_e_step, pure=True)(
+                block, share, parameters, covariance_type, prior, options
+            )
+            for block, share in zip(self.blocks, self.shares, strict=True)
+        ]
+        objective, log_likelihood, nk, scatter, *moments = self._reduce(parts)
+        # Each block's scatter is symmetrised; so is their sum, up to rounding.
+        scatter = _symmetrise(scatter, covariance_type)
+        return (objective, log_likelihood, nk, scatter, *moments)
+
+    def mean_log_density(self, weights, means, precisions_cholesky):
+        """Mean log-density of the samples (``lower_bound_`` of ``refine=None``)."""
+        import dask
+
+        parameters = _parameters(weights, means, precisions_cholesky)
+        parts = [
+            dask.delayed(_block_log_density_sum, pure=True)(
+                block, parameters, self.covariance_type
+            )
+            for block in self.blocks
+        ]
+        return float(self._reduce(parts, _add_arrays) / self.n_samples)
+
+
+def _sized_grid(data, lengths, column_sums):
+    """``_data_sized_grid`` of the data: the two leading principal variances
+    from the reduced scatter around the mean (the in-memory blocks and frame
+    on each Dask block)."""
+    import dask
+
+    n_samples = int(np.sum(lengths))
+    n_units = _data_sized_units(n_samples)
+    if n_units == 1:
+        return 1, 1
+    frame = _Frame(offset=column_sums / n_samples, scale=1.0)
+    parts = [
+        dask.delayed(_block_scatter, pure=True)(block, np.float64, frame)
+        for block in data.to_delayed().ravel()
+    ]
+    (scatter,) = _compute(_tree_reduce(parts, _add_arrays))
+    proxy = _same_scatter(scatter, n_samples)
+    _, variances = _leading_components(proxy, np.random.RandomState(0))
+    return _grid_shape(n_units, variances)
+
+
+def _generative_fit(model, X):
+    """``SOMGenerativeModel.fit`` on a Dask collection.
+
+    The checks of the in-memory fit run first (feature count and names on a
+    one-row stand-in, then one validation pass over the blocks); the map is
+    fitted on the blocks (:func:`_fit`); hits, the residual scatter and every
+    EM iteration are then map-reduces (:class:`_GenerativePasses`) whose sums
+    the in-memory M-step consumes on the client. A ``latent_density``
+    estimator is fitted in memory, as in memory, on the units of all samples
+    (one integer per sample gathered on the client); ``"auto"``
+    (cross-validation on folds of the samples) is in-memory only.
+    """
+    _, da = _dask_modules()
+    if isinstance(model.latent_density, str):  # "auto"
+        raise ValueError(
+            "latent_density='auto' is in-memory only: its cross-validation "
+            "refits the mixture on folds of the samples. Fit on a Dask array "
+            "with latent_density=None or a latent density estimator, or "
+            "bring the data into memory first with X.compute()."
+        )
+    with _restore_on_failure(model):
+        data = _DaskInput(X)
+        kwargs = dict(dtype=np.float64)
+        validate_data(model, data.proxy, reset=True, **kwargs)
+        _check_non_numeric(model, data, True, **kwargs)
+        name = type(model).__name__
+        parts = _compute(
+            *[
+                _dask_delayed(_block_validated_sums)(block, name)
+                for block in data.blocks()
+            ]
+        )
+        lengths = [int(p[0]) for p in parts]
+        n_samples = int(np.sum(lengths))
+        if n_samples == 0:
+            validate_data(model, np.empty((0, data.n_features)), reset=True, **kwargs)
+        column_sums = np.zeros(data.n_features)
+        for p in parts:  # block order
+            column_sums = column_sums + p[1]
+        # The validated float64 data, with the row counts now known.
+        array = data.array
+        if array.dtype != np.float64:
+            array = array.map_blocks(_as_float, np.float64, dtype=np.float64)
+        array = da.Array(
+            array.dask,
+            array.name,
+            chunks=(tuple(lengths), (data.n_features,)),
+            dtype=np.float64,
+        )
+        random_state = check_random_state(model.random_state)
+        som = model._fit_map(
+            array,
+            random_state,
+            sized_grid=lambda _: _sized_grid(array, lengths, column_sums),
+        )
+        units = None  # read only by a latent density
+        if model.latent_density is not None:
+            # The latent density is fitted in memory on one point per sample,
+            # with the in-memory noise stream: only the units travel.
+            units = _units(array, som)
+        passes = _GenerativePasses(
+            array, lengths, column_sums, som, model.covariance_type
+        )
+        return model._fit_from_map(array, som, units, random_state, passes=passes)
+
+
+def _dask_delayed(func):
+    import dask
+
+    return dask.delayed(func, pure=True)
 
 
 # ------------------------------------------------------------------- metrics

@@ -25,6 +25,7 @@ from somgen._mixture import (
     _compute_precision_cholesky,
     _conditional_impute,
     _conditional_sample,
+    _covariances_from_scatter,
     _dirichlet_weights,
     _estimate_covariances,
     _n_parameters,
@@ -361,9 +362,10 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
             return n_features / 2.0
         return 1.0
 
-    def _fit_map(self, X, random_state):
+    def _fit_map(self, X, random_state, sized_grid=_data_sized_grid):
+        """The fitted clone of ``som`` (``sized_grid(X)`` sizes ``som=None``)."""
         if self.som is None:
-            n_rows, n_cols = _data_sized_grid(X)
+            n_rows, n_cols = sized_grid(X)
             som = SelfOrganizingMap(
                 n_rows,
                 n_cols,
@@ -394,29 +396,46 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         )
         return _latent_weights(self.latent_density, som.unit_coords_, points)
 
-    def _fit_mixture(self, X, units, means, weights, shrinkage, laplacian):
+    def _fit_mixture(self, X, units, means, weights, shrinkage, laplacian, passes=None):
         """Covariances (and weights unless given) for the map's means, then EM.
 
         ``weights=None`` starts from the smoothed hit frequencies and lets EM
         refine them; given weights stay fixed. With ``refine="em"`` the means
         move under the anchored grid prior of strength ``mean_stiffness``
-        (pinned for ``inf``). Returns a dict with the attributes of the fitted
-        mixture.
+        (pinned for ``inf``). ``passes`` (see ``somgen._dask``) replaces the
+        passes over an in-memory ``X`` by reductions over blocks: its
+        ``label_statistics(means)`` returns the hard-label counts, scatter and
+        pooled target, its ``e_step`` the E-step statistics. Returns a dict
+        with the attributes of the fitted mixture.
         """
         update_weights = weights is None
+        if passes is None:
+            if update_weights:
+                hits = np.bincount(units, minlength=means.shape[0])
+            covariance_prior = _pooled_target(X, units, means, self.covariance_type)
+            covariances = _estimate_covariances(
+                X,
+                units,
+                means,
+                self.covariance_type,
+                shrinkage=shrinkage,
+                reg_covar=self.reg_covar,
+                covariance_prior=covariance_prior,
+            )
+            e_step = None
+        else:
+            hits, scatter, covariance_prior = passes.label_statistics(means)
+            covariances = _covariances_from_scatter(
+                hits,
+                scatter,
+                covariance_prior,
+                self.covariance_type,
+                shrinkage=shrinkage,
+                reg_covar=self.reg_covar,
+            )
+            e_step = passes.e_step
         if update_weights:
-            hits = np.bincount(units, minlength=means.shape[0])
             weights = _dirichlet_weights(hits, self.weight_concentration)
-        covariance_prior = _pooled_target(X, units, means, self.covariance_type)
-        covariances = _estimate_covariances(
-            X,
-            units,
-            means,
-            self.covariance_type,
-            shrinkage=shrinkage,
-            reg_covar=self.reg_covar,
-            covariance_prior=covariance_prior,
-        )
         if self.refine == "em":
             stiffness = _absolute_stiffness(
                 self.mean_stiffness, X.shape[0], covariance_prior, means.shape[0]
@@ -436,6 +455,7 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
                 covariance_prior=covariance_prior,
                 mean_stiffness=stiffness,
                 laplacian=laplacian,
+                e_step=e_step,
             )
             return {
                 "weights": result["weights"],
@@ -544,7 +564,10 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data.
+            Training data. A dask array (or dask DataFrame) is fitted by
+            map-reduces over its blocks, equal to the in-memory fit within
+            ``1e-10`` relative; ``latent_density="auto"`` is in-memory only
+            (see the user guide's "Scaling out with Dask").
 
         y : Ignored
             Not used, present for API consistency by convention.
@@ -563,8 +586,18 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64)
         random_state = check_random_state(self.random_state)
         som = self._fit_map(X, random_state)
-        means = np.asarray(som.codebook_, dtype=np.float64)
         units = np.asarray(som.predict(X))
+        return self._fit_from_map(X, som, units, random_state)
+
+    def _fit_from_map(self, X, som, units, random_state, passes=None):
+        """Everything after the map: weights, covariances, EM, attributes.
+
+        ``X`` is the validated data, ``units`` the map's best-matching units
+        of its samples; with ``passes`` (Dask data, see ``somgen._dask``) the
+        passes over the data are reductions over blocks, ``X`` is a dask array
+        and ``units`` is used only by a ``latent_density`` estimator.
+        """
+        means = np.asarray(som.codebook_, dtype=np.float64)
         shrinkage = self._shrinkage(X.shape[1])
         grid = _map_grid(som)
         laplacian = _grid_laplacian(**grid)
@@ -576,7 +609,7 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
                 "shrinkage target and the model tends to copy training samples. "
                 "Use a smaller map, or som=None to size it from the data.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
         weights = None
@@ -592,7 +625,9 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
             weights, self.latent_density_ = self._latent_weights(
                 som, units, random_state
             )
-        fitted = self._fit_mixture(X, units, means, weights, shrinkage, laplacian)
+        fitted = self._fit_mixture(
+            X, units, means, weights, shrinkage, laplacian, passes=passes
+        )
         weights = fitted["weights"]
         means = fitted["means"]
         covariances = fitted["covariances"]
@@ -607,9 +642,13 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
                 f"{np.diff(self.lower_bounds_[-2:]).sum():.3g} per sample. "
                 "Increase max_iter or tol.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        if fitted["lower_bound"] is None:  # refine=None
+        if fitted["lower_bound"] is None and passes is not None:  # refine=None
+            self.lower_bound_ = passes.mean_log_density(
+                weights, means, precisions_cholesky
+            )
+        elif fitted["lower_bound"] is None:
             self.lower_bound_ = float(
                 np.mean(
                     _score_samples_chunked(

@@ -241,13 +241,23 @@ def _data_sized_grid(X):
     the covariances were too narrow, and on small Gaussian samples the model
     lost to a single Gaussian).
     """
-    n_samples = X.shape[0]
-    n_units = int(round(_UNITS_PER_SQRT_SAMPLE * np.sqrt(n_samples)))
-    n_units = max(1, min(n_units, n_samples // _MIN_SAMPLES_PER_UNIT))
+    n_units = _data_sized_units(X.shape[0])
     if n_units == 1:
         return 1, 1
     frame = _Frame(offset=np.asarray(X.mean(axis=0), dtype=np.float64), scale=1.0)
     _, variances = _leading_components(X, np.random.RandomState(0), frame=frame)
+    return _grid_shape(n_units, variances)
+
+
+def _data_sized_units(n_samples):
+    """Number of units of :func:`_data_sized_grid` for ``n_samples`` samples."""
+    n_units = int(round(_UNITS_PER_SQRT_SAMPLE * np.sqrt(n_samples)))
+    return max(1, min(n_units, n_samples // _MIN_SAMPLES_PER_UNIT))
+
+
+def _grid_shape(n_units, variances):
+    """``(n_rows, n_cols)`` of :func:`_data_sized_grid` for ``n_units`` units
+    and the data's two leading principal ``variances``."""
     if variances[1] > 0.0:
         ratio = float(np.sqrt(variances[0] / variances[1]))
     else:

@@ -71,6 +71,7 @@ parameters; ``'tied'`` has a single covariance and a single prior term.
 """
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 from scipy import linalg
@@ -1455,23 +1456,57 @@ def _pooled_target(X, labels, means, covariance_type):
     square of Scott's factor ``n^(-1 / (d + 4))``, the variance a Gaussian
     kernel density would give each sample. Layout as
     :func:`_pooled_covariance`.
+
+    The computation is split for data held in blocks (see ``somgen._dask``):
+    :func:`_scatter_from_labels` and :func:`_centred_scatter` give per-block
+    statistics whose sums :func:`_pooled_target_from_scatter` and
+    :func:`_scott_target` finish.
     """
-    n_samples, n_features = X.shape
+    n_samples = X.shape[0]
     nk, scatter = _scatter_from_labels(X, labels, means, covariance_type)
+    target = _pooled_target_from_scatter(nk, scatter, n_samples, covariance_type)
+    if target is not None:
+        return target
+    total = _centred_scatter(X, X.mean(axis=0), covariance_type)
+    return _scott_target(total, n_samples, covariance_type)
+
+
+def _pooled_target_from_scatter(nk, scatter, n_samples, covariance_type):
+    """:func:`_pooled_target` from the hard-label statistics of all samples.
+
+    ``nk`` and ``scatter`` are those of :func:`_scatter_from_labels` (or their
+    sums over blocks of samples). Returns None when no degree of freedom is
+    left (``n_samples <= K_occupied``): the target is then
+    :func:`_scott_target`.
+    """
     dof = n_samples - np.count_nonzero(nk)
-    if dof >= 1:
-        if covariance_type == "tied":
-            return scatter / dof
-        pooled = scatter.sum(axis=0) / dof
-        return float(pooled) if covariance_type == "spherical" else pooled
-    factor = float(n_samples) ** (-2.0 / (n_features + 4)) / n_samples
-    centre = X.mean(axis=0)
+    if dof < 1:
+        return None
+    if covariance_type == "tied":
+        return scatter / dof
+    pooled = scatter.sum(axis=0) / dof
+    return float(pooled) if covariance_type == "spherical" else pooled
+
+
+def _centred_scatter(X, centre, covariance_type):
+    """``sum_i (x_i - centre)(x_i - centre)^T`` (its diagonal for ``'diag'`` and
+    ``'spherical'``), by blocks of rows; additive over blocks of samples."""
+    n_samples, n_features = X.shape
     full = covariance_type in ("full", "tied")
     total = np.zeros((n_features, n_features) if full else n_features)
     for start in range(0, n_samples, 4096):
         block = X[start : start + 4096] - centre
         total += block.T @ block if full else np.einsum("ij,ij->j", block, block)
-    if full:
+    return total
+
+
+def _scott_target(total, n_samples, covariance_type):
+    """The fallback of :func:`_pooled_target`: the data's covariance times the
+    square of Scott's factor, from the :func:`_centred_scatter` ``total``
+    around the data's mean."""
+    n_features = total.shape[0]
+    factor = float(n_samples) ** (-2.0 / (n_features + 4)) / n_samples
+    if covariance_type in ("full", "tied"):
         return factor * total
     return (
         float(factor * total.mean())
@@ -1813,6 +1848,7 @@ def _pinned_em(
     chunk_size=None,
     mean_stiffness=np.inf,
     laplacian=None,
+    e_step=None,
 ):
     """EM for a Gaussian mixture whose means are pinned or tied to a grid.
 
@@ -1825,6 +1861,8 @@ def _pinned_em(
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
+        The data. With ``e_step``, only ``X.shape`` is read (a dask array
+        with known chunks, say).
 
     means : ndarray of shape (n_components, n_features)
         The pinned means; never modified.
@@ -1882,6 +1920,14 @@ def _pinned_em(
         Graph Laplacian of the grid; required when ``mean_stiffness`` is finite
         and positive.
 
+    e_step : callable, default=None
+        Computes the E-step statistics:
+        ``e_step(weights, means, precisions_cholesky, covariance_type,
+        **options)`` returns what :func:`_e_step_statistics` returns for ``X``
+        with these arguments. By default :func:`_e_step_statistics` on ``X``;
+        another callable can sum the statistics of blocks of samples held
+        elsewhere (``somgen._dask``), the M-step running on their sums.
+
     Returns
     -------
     result : dict
@@ -1896,6 +1942,8 @@ def _pinned_em(
     """
     _check_covariance_type(covariance_type)
     n_samples, n_features = X.shape
+    if e_step is None:
+        e_step = partial(_e_step_statistics, X)
     anchors = np.asarray(means, dtype=np.float64)
     prototypes = means = anchors
     moving = bool(mean_stiffness < np.inf)
@@ -1920,8 +1968,8 @@ def _pinned_em(
         scale = _mean_covariance(weights, covariances, covariance_type)
     e_step_options["prior"] = _prior_scale(scale, covariance_type, shrinkage, reg_covar)
 
-    objective, log_likelihood, nk, scatter, *moments = _e_step_statistics(
-        X, weights, means, precisions_chol, covariance_type, **e_step_options
+    objective, log_likelihood, nk, scatter, *moments = e_step(
+        weights, means, precisions_chol, covariance_type, **e_step_options
     )
     if covariance_prior is None:
         covariance_prior = _pooled_covariance(nk, scatter, covariance_type)
@@ -1996,8 +2044,8 @@ def _pinned_em(
             reg_covar=reg_covar,
         )
         precisions_chol = _compute_precision_cholesky(covariances, covariance_type)
-        new_objective, log_likelihood, nk, scatter, *moments = _e_step_statistics(
-            X, weights, means, precisions_chol, covariance_type, **e_step_options
+        new_objective, log_likelihood, nk, scatter, *moments = e_step(
+            weights, means, precisions_chol, covariance_type, **e_step_options
         )
         new_prior_terms = prior_terms(weights, precisions_chol, means)
         change = _change(

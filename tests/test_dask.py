@@ -17,6 +17,9 @@ import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.frozen import FrozenEstimator
+from sklearn.neighbors import KernelDensity
 
 import somgen._dask as dask_mod
 from somgen import SelfOrganizingMap, SOMGenerativeModel
@@ -369,14 +372,6 @@ def test_dask_scores_and_metrics_reduce(threads, fitted):
     )
 
 
-def test_dask_generative_fit_asks_for_memory(fitted):
-    X, _, _ = fitted
-    model = SOMGenerativeModel()
-    with pytest.raises(ValueError, match=r"in memory \(X.compute\(\)"):
-        model.fit(da.from_array(X))
-    assert not hasattr(model, "means_")
-
-
 def test_dask_fitted_map_pickles_without_dask_objects(threads):
     X = _blobs(1000)
     som = SelfOrganizingMap(3, 4, n_epochs=3, random_state=0).fit(
@@ -388,10 +383,209 @@ def test_dask_fitted_map_pickles_without_dask_objects(threads):
     assert_array_equal(restored.codebook_, som.codebook_)
     assert_array_equal(restored.predict(X), som.predict(X))
     # A map fitted on Dask serves the generative model fitted in memory.
-    from sklearn.frozen import FrozenEstimator
-
     model = SOMGenerativeModel(som=FrozenEstimator(restored), random_state=0).fit(X)
     assert np.isfinite(model.score(da.from_array(X, chunks=256)))
+
+
+# --------------------------------------------------------- generative model
+GENERATIVE_ARRAYS = (
+    "weights_",
+    "means_",
+    "covariances_",
+    "precisions_cholesky_",
+    "lower_bounds_",
+)
+
+
+def _assert_same_generative_fit(dasked, in_memory, rtol=RTOL):
+    """The Dask fit of the generative model has the in-memory fit's attributes,
+    equal within rtol (relative to each attribute's scale)."""
+    assert sorted(vars(dasked)) == sorted(vars(in_memory))
+    for name in GENERATIVE_ARRAYS:
+        got, expected = getattr(dasked, name), getattr(in_memory, name)
+        assert got.shape == expected.shape, name
+        assert got.dtype == expected.dtype, name
+        scale = np.abs(expected).max() if expected.size else 0.0
+        assert_allclose(got, expected, rtol=0, atol=rtol * scale, err_msg=name)
+    assert dasked.lower_bound_ == pytest.approx(in_memory.lower_bound_, rel=rtol)
+    assert dasked.n_iter_ == in_memory.n_iter_
+    assert dasked.converged_ == in_memory.converged_
+    assert dasked.topographic_error_ == in_memory.topographic_error_
+    assert dasked.latent_cv_results_ is None
+    assert dasked.n_features_in_ == in_memory.n_features_in_
+    if hasattr(in_memory, "feature_names_in_"):
+        assert_array_equal(dasked.feature_names_in_, in_memory.feature_names_in_)
+    _assert_same_fit(dasked.som_, in_memory.som_, rtol)
+
+
+@pytest.mark.parametrize("som", [None, "3x4"])
+@pytest.mark.parametrize("mean_stiffness", [1.0, np.inf, 0.0])
+@pytest.mark.parametrize("covariance_type", ["diag", "full", "spherical", "tied"])
+def test_dask_generative_fit_equals_in_memory_fit(
+    threads, covariance_type, mean_stiffness, som
+):
+    X = _blobs(700, n_features=3)
+    params = dict(
+        som=None if som is None else SelfOrganizingMap(3, 4, random_state=0),
+        covariance_type=covariance_type,
+        mean_stiffness=mean_stiffness,
+        random_state=0,
+    )
+    expected = SOMGenerativeModel(**params).fit(X)
+    # 10 uneven blocks: a two-level reduction tree.
+    got = SOMGenerativeModel(**params).fit(da.from_array(X, chunks=75))
+    assert got.n_iter_ > 1
+    _assert_same_generative_fit(got, expected)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(refine=None),
+        dict(latent_density=KernelDensity(bandwidth=1.0), covariance_type="full"),
+        dict(weight_concentration=0.0, covariance_shrinkage=3.0, max_iter=3),
+        dict(
+            som=FrozenEstimator(
+                SelfOrganizingMap(3, 5, random_state=0).fit(_blobs(600, n_features=4))
+            )
+        ),
+    ],
+    ids=["refine-none", "latent-density", "no-concentration", "frozen-map"],
+)
+def test_dask_generative_fit_equals_in_memory_other_options(threads, params):
+    X = _blobs(600, n_features=4)
+    som = SelfOrganizingMap(4, 4, random_state=0)
+    params = {"som": som, "random_state": 3, **params}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        expected = SOMGenerativeModel(**params).fit(X)
+        got = SOMGenerativeModel(**params).fit(da.from_array(X, chunks=128))
+    _assert_same_generative_fit(got, expected)
+    if isinstance(params["som"], FrozenEstimator):
+        # The frozen map is used as it is, never refitted.
+        assert_array_equal(got.som_.codebook_, params["som"].codebook_)
+        assert got.means_.shape == (15, 4)
+    if params.get("latent_density") is not None:
+        # The same dequantization noise: the same fitted latent density.
+        assert_array_equal(
+            got.latent_density_.tree_.data, expected.latent_density_.tree_.data
+        )
+
+
+def test_dask_generative_fit_float32_frame_empty_blocks_and_scott_target(threads):
+    # float32 blocks are validated to float64, as in memory.
+    X = _blobs(500, n_features=3, dtype=np.float32)
+    params = dict(som=SelfOrganizingMap(3, 3, random_state=0), random_state=0)
+    expected = SOMGenerativeModel(**params).fit(X)
+    got = SOMGenerativeModel(**params).fit(da.from_array(X, chunks=128))
+    _assert_same_generative_fit(got, expected)
+    # A DataFrame: the feature names are the model's, not the map's.
+    frame = pd.DataFrame(_blobs(600, n_features=3), columns=["a", "b", "c"])
+    expected = SOMGenerativeModel(**params).fit(frame)
+    got = SOMGenerativeModel(**params).fit(_DaskFrameStandIn(frame, 250))
+    _assert_same_generative_fit(got, expected)
+    assert_array_equal(got.feature_names_in_, ["a", "b", "c"])
+    # Empty blocks hold no sample and add nothing.
+    X = _blobs(700, n_features=3)
+    for extra in (dict(), dict(refine=None), dict(latent_density=KernelDensity())):
+        params = dict(
+            som=SelfOrganizingMap(3, 3, random_state=0), random_state=0, **extra
+        )
+        expected = SOMGenerativeModel(**params).fit(X)
+        got = SOMGenerativeModel(**params).fit(
+            da.from_array(X, chunks=((0, 300, 0, 400), (3,)))
+        )
+        _assert_same_generative_fit(got, expected)
+    # As many occupied units as samples: the pooled target falls back on
+    # Scott's rule (a second pass around the data's mean).
+    X = np.array([[i, 3.0 * (i % 3)] for i in range(8)]) + np.arange(16).reshape(8, 2)
+    params = dict(som=SelfOrganizingMap(3, 4, random_state=0), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        expected = SOMGenerativeModel(**params).fit(X)
+        got = SOMGenerativeModel(**params).fit(da.from_array(X, chunks=3))
+    assert len(np.unique(expected.som_.predict(X))) == len(X)  # no dof left
+    _assert_same_generative_fit(got, expected)
+
+
+def test_dask_generative_fit_is_identical_for_any_scheduler():
+    X = da.from_array(_blobs(1500, n_features=3), chunks=100)  # 15 blocks
+    params = dict(som=SelfOrganizingMap(4, 4, random_state=0), random_state=0)
+    fits = []
+    for config in (
+        dict(scheduler="synchronous"),
+        dict(scheduler="threads", num_workers=1),
+        dict(scheduler="threads", num_workers=4),
+    ):
+        with dask.config.set(**config):
+            fits.append(SOMGenerativeModel(**params).fit(X))
+    for other in fits[1:]:
+        for name in GENERATIVE_ARRAYS:
+            assert_array_equal(getattr(other, name), getattr(fits[0], name))
+        assert other.lower_bound_ == fits[0].lower_bound_
+
+
+def test_dask_generative_fit_latent_auto_is_in_memory_only():
+    X = da.from_array(_blobs(400), chunks=100)
+    model = SOMGenerativeModel(latent_density="auto")
+    with dask.config.set(scheduler=_raising_scheduler):
+        with pytest.raises(ValueError, match="latent_density='auto' is in-memory"):
+            model.fit(X)
+    assert not hasattr(model, "means_")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda X: np.where(np.arange(len(X))[:, None] == 350, np.inf, X),
+        lambda X: np.where(np.arange(len(X))[:, None] == 350, np.nan, X),
+        lambda X: X[:0],
+        lambda X: np.full_like(X, "a", dtype=object),
+    ],
+    ids=["inf", "nan", "empty", "strings"],
+)
+def test_dask_generative_invalid_input_fails_like_in_memory(threads, no_epoch, make):
+    X = make(_blobs(500))
+    expected = _message(lambda: SOMGenerativeModel().fit(X))
+    model = SOMGenerativeModel()
+    assert _message(lambda: model.fit(da.from_array(X, chunks=100))) == expected
+    assert not hasattr(model, "n_features_in_")
+
+
+def test_dask_generative_failed_fit_leaves_a_fitted_model_unchanged(threads):
+    X = _blobs(400, n_features=3)
+    model = SOMGenerativeModel(SelfOrganizingMap(3, 3), random_state=0).fit(X)
+    before = pickle.dumps(model)
+    bad = _blobs(400, n_features=4)
+    bad[390, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        model.fit(da.from_array(bad, chunks=100))
+    assert pickle.dumps(model) == before
+    # A failure inside EM (after the map is fitted) restores it too.
+    with dask.config.set(scheduler="threads"):
+        original = dask_mod._block_e_step
+        try:
+            dask_mod._block_e_step = _failing
+            with pytest.raises(RuntimeError, match="lost"):
+                model.fit(da.from_array(_blobs(300, n_features=4), chunks=100))
+        finally:
+            dask_mod._block_e_step = original
+    assert pickle.dumps(model) == before
+
+
+def _failing(*args, **kwargs):
+    raise RuntimeError("lost")
+
+
+def test_dask_generative_model_pickles_without_dask_objects(threads):
+    X = _blobs(600, n_features=3)
+    model = SOMGenerativeModel(random_state=0).fit(da.from_array(X, chunks=150))
+    for name, value in [*vars(model).items(), *vars(model.som_).items()]:
+        assert "dask" not in type(value).__module__, name
+    restored = pickle.loads(pickle.dumps(model))
+    for name in GENERATIVE_ARRAYS:
+        assert_array_equal(getattr(restored, name), getattr(model, name))
+    assert_array_equal(restored.score_samples(X), model.score_samples(X))
 
 
 # ------------------------------------------------------------- LocalCluster
@@ -429,6 +623,21 @@ def test_dask_local_cluster_fit_equals_in_memory_and_threads(client):
     lazy = got.transform(X_dask)
     assert_array_equal(lazy.compute(), expected.transform(X))
     assert got.score(X_dask) == pytest.approx(expected.score(X), rel=1e-10)
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_generative_fit_equals_in_memory_and_threads(client):
+    X = _blobs(3000, n_features=4)
+    X_dask = da.from_array(X, chunks=250)
+    params = dict(covariance_type="full", random_state=0)
+    expected = SOMGenerativeModel(**params).fit(X)
+    got = SOMGenerativeModel(**params).fit(X_dask)  # the client is the default
+    _assert_same_generative_fit(got, expected)
+    with dask.config.set(scheduler="synchronous"):
+        single = SOMGenerativeModel(**params).fit(X_dask)
+    for name in GENERATIVE_ARRAYS:
+        assert_array_equal(getattr(got, name), getattr(single, name))
+    assert got.lower_bound_ == single.lower_bound_
 
 
 def _slow_copy(block):
@@ -521,3 +730,22 @@ def test_dask_dataframe_feature_names(threads):
         lambda: SelfOrganizingMap(**params).fit(_DaskFrameStandIn(text, 500))
     )
     assert got == expected
+
+
+def test_dask_lazy_methods_accept_empty_blocks():
+    """A dask array may hold empty row blocks (e.g. after filtering): the lazy
+    methods give empty outputs there and the same values elsewhere."""
+    X = np.random.RandomState(0).normal(size=(60, 3))
+    som = SelfOrganizingMap(3, 3, random_state=0).fit(X)
+    model = SOMGenerativeModel(SelfOrganizingMap(2, 2), random_state=0).fit(X)
+    blocks = da.from_array(X, chunks=((25, 0, 35), (3,)))
+    assert blocks.chunks[0] == (25, 0, 35)
+    with dask.config.set(scheduler="synchronous"):
+        np.testing.assert_array_equal(som.predict(blocks).compute(), som.predict(X))
+        np.testing.assert_array_equal(som.transform(blocks).compute(), som.transform(X))
+        np.testing.assert_allclose(
+            model.score_samples(blocks).compute(), model.score_samples(X), rtol=1e-12
+        )
+        np.testing.assert_allclose(
+            model.predict_proba(blocks).compute(), model.predict_proba(X), rtol=1e-12
+        )
