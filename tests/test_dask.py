@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
 from sklearn.neighbors import KernelDensity
@@ -683,8 +684,8 @@ def test_dask_fit_survives_a_lost_worker(client, monkeypatch):
 
 class _DaskFrameStandIn:
     """The part of the dask DataFrame API that somgen reads: ``_meta``,
-    ``to_dask_array``, ``partitions`` (dask.dataframe needs pyarrow, which the
-    test extra does not install)."""
+    ``to_dask_array``, ``partitions``, with partitions of a chosen object dtype
+    (the real dask.dataframe converts object columns to pyarrow strings)."""
 
     __module__ = "dask.dataframe.dask_expr._collection"
     ndim = 2
@@ -730,6 +731,32 @@ def test_dask_dataframe_feature_names(threads):
         lambda: SelfOrganizingMap(**params).fit(_DaskFrameStandIn(text, 500))
     )
     assert got == expected
+
+
+def test_dask_dataframe_from_pandas_fits_like_in_memory(threads):
+    """A real dask DataFrame (dask.dataframe, from the test extra)."""
+    import dask.dataframe as dd
+
+    frame = pd.DataFrame(_blobs(1200, n_features=3), columns=["a", "b", "c"])
+    params = dict(n_rows=3, n_cols=3, n_epochs=3, random_state=0)
+    expected = SelfOrganizingMap(**params).fit(frame)
+    data = dd.from_pandas(frame, npartitions=3)
+    som = SelfOrganizingMap(**params).fit(data)
+    _assert_same_fit(som, expected)
+    assert_array_equal(som.feature_names_in_, ["a", "b", "c"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # named blocks: no warning per block
+        units = som.predict(data).compute()
+    assert_array_equal(units, expected.predict(frame))
+    model = SOMGenerativeModel(SelfOrganizingMap(2, 3), random_state=0)
+    reference = clone(model).fit(frame)
+    fitted = model.fit(data)
+    assert_allclose(fitted.means_, reference.means_, rtol=1e-10, atol=1e-12)
+    assert_allclose(
+        fitted.score_samples(data).compute(),
+        reference.score_samples(frame),
+        rtol=1e-10,
+    )
 
 
 def test_dask_lazy_methods_accept_empty_blocks():
