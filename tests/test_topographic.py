@@ -19,6 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV
+from test_mixture import _random_covariances, _to_full
 
 from somgen import SelfOrganizingMap, SOMGenerativeModel
 from somgen._initialization import _data_sized_grid
@@ -68,32 +69,6 @@ def _brute_adjacency(n_rows, n_cols, topology, periodic):
             if abs(distance - 1.0) < 1e-9:
                 pairs.add((i, j))
     return pairs
-
-
-def _random_spd(rng, n_features):
-    A = rng.normal(size=(n_features, n_features))
-    scales = rng.uniform(0.3, 2.0, size=n_features)
-    return (A @ A.T) / n_features * np.outer(scales, scales) + 0.1 * np.eye(n_features)
-
-
-def _random_covariances(rng, n_components, n_features, covariance_type):
-    if covariance_type == "full":
-        return np.stack([_random_spd(rng, n_features) for _ in range(n_components)])
-    if covariance_type == "tied":
-        return _random_spd(rng, n_features)
-    if covariance_type == "diag":
-        return rng.uniform(0.2, 2.0, size=(n_components, n_features))
-    return rng.uniform(0.2, 2.0, size=n_components)
-
-
-def _to_full(covariances, covariance_type, n_components, n_features):
-    if covariance_type == "full":
-        return np.asarray(covariances)
-    if covariance_type == "tied":
-        return np.repeat(np.asarray(covariances)[np.newaxis], n_components, axis=0)
-    if covariance_type == "diag":
-        return np.stack([np.diag(v) for v in covariances])
-    return np.stack([v * np.eye(n_features) for v in covariances])
 
 
 def _broadcast_target(target, covariance_type, n_components):
