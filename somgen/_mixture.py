@@ -1490,12 +1490,13 @@ def _pooled_target_from_scatter(nk, scatter, n_samples, covariance_type):
 
 def _centred_scatter(X, centre, covariance_type):
     """``sum_i (x_i - centre)(x_i - centre)^T`` (its diagonal for ``'diag'`` and
-    ``'spherical'``), by blocks of rows; additive over blocks of samples."""
+    ``'spherical'``), by the module's row chunks; additive over blocks of
+    samples."""
     n_samples, n_features = X.shape
     full = covariance_type in ("full", "tied")
     total = np.zeros((n_features, n_features) if full else n_features)
-    for start in range(0, n_samples, 4096):
-        block = X[start : start + 4096] - centre
+    for rows in _chunks(n_samples, n_features):
+        block = X[rows] - centre
         total += block.T @ block if full else np.einsum("ij,ij->j", block, block)
     return total
 
@@ -1506,13 +1507,9 @@ def _scott_target(total, n_samples, covariance_type):
     around the data's mean."""
     n_features = total.shape[0]
     factor = float(n_samples) ** (-2.0 / (n_features + 4)) / n_samples
-    if covariance_type in ("full", "tied"):
-        return factor * total
-    return (
-        float(factor * total.mean())
-        if covariance_type == "spherical"
-        else (factor * total)
-    )
+    if covariance_type == "spherical":
+        return float(factor * total.mean())
+    return factor * total
 
 
 def _absolute_stiffness(stiffness, n_samples, covariance_prior, n_components):
