@@ -887,7 +887,14 @@ def _block_validated_sums(block, name):
         input_name="X",
         estimator=name,
         ensure_min_samples=0,
+        ensure_all_finite="allow-nan",
     )
+    if X.size and np.isnan(np.min(X)):
+        raise ValueError(
+            f"Input X contains NaN: {name} fits dask data without missing "
+            "values only. Fit in memory (a NumPy array), where NaN are handled "
+            "by EM with missing data, or impute the dask data first."
+        )
     return X.shape[0], X.sum(axis=0)
 
 

@@ -1,9 +1,11 @@
 """A density estimator and sampler built on a self-organizing map."""
 
 import warnings
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
+from scipy import sparse
 from sklearn import get_config
 from sklearn.base import BaseEstimator, DensityMixin, clone
 from sklearn.exceptions import ConvergenceWarning
@@ -27,6 +29,7 @@ from somgen._mixture import (
     _conditional_sample,
     _covariances_from_scatter,
     _dirichlet_weights,
+    _e_step_statistics,
     _estimate_covariances,
     _n_parameters,
     _pinned_em,
@@ -35,6 +38,15 @@ from somgen._mixture import (
     _predict_proba,
     _sample,
     _score_samples_chunked,
+)
+from somgen._mixture_missing import (
+    _has_missing,
+    _initial_covariances,
+    _missing_e_step,
+    _predict_proba_missing,
+    _Rows,
+    _score_samples_missing,
+    _split_rows,
 )
 from somgen._som import SelfOrganizingMap
 from somgen._topology import _grid_laplacian
@@ -409,7 +421,26 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         with the attributes of the fitted mixture.
         """
         update_weights = weights is None
-        if passes is None:
+        if passes is None and (sparse.issparse(X) or _has_missing(X)):
+            # Sparse data or NaN: chunked hard-label statistics over the
+            # observed entries, then EM on the expected complete-data
+            # statistics (complete rows and sparse chunks use the same kernels
+            # as dense data).
+            if update_weights:
+                hits = np.bincount(units, minlength=means.shape[0])
+            covariances, covariance_prior = _initial_covariances(
+                X,
+                units,
+                means,
+                self.covariance_type,
+                shrinkage=shrinkage,
+                reg_covar=self.reg_covar,
+            )
+            if sparse.issparse(X):
+                e_step = partial(_e_step_statistics, _Rows(X))
+            else:
+                e_step = partial(_missing_e_step, X, *_split_rows(X))
+        elif passes is None:
             if update_weights:
                 hits = np.bincount(units, minlength=means.shape[0])
             covariance_prior = _pooled_target(X, units, means, self.covariance_type)
@@ -522,7 +553,7 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
                         X[train], units[train], means, weights, shrinkage, laplacian
                     )
                     scores[c, f] = np.mean(
-                        _score_samples_chunked(
+                        _log_density(
                             X[test],
                             fitted["weights"],
                             fitted["means"],
@@ -583,7 +614,15 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
             return self._fit(X)
 
     def _fit(self, X):
-        X = validate_data(self, X, dtype=np.float64)
+        X = _check_no_sparse_nan(
+            validate_data(
+                self,
+                X,
+                dtype=np.float64,
+                accept_sparse=("csr", "csc"),
+                ensure_all_finite="allow-nan",
+            )
+        )
         random_state = check_random_state(self.random_state)
         som = self._fit_map(X, random_state)
         units = np.asarray(som.predict(X))
@@ -651,7 +690,7 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         elif fitted["lower_bound"] is None:
             self.lower_bound_ = float(
                 np.mean(
-                    _score_samples_chunked(
+                    _log_density(
                         X, weights, means, precisions_cholesky, self.covariance_type
                     )
                 )
@@ -666,13 +705,21 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         self.means_ = np.ascontiguousarray(means)
         self.covariances_ = np.ascontiguousarray(covariances)
         self.precisions_cholesky_ = np.ascontiguousarray(precisions_cholesky)
-        self.topographic_error_ = float(topographic_error(X, means, **grid))
+        self.topographic_error_ = _topographic_error(X, means, grid)
         return self
 
     # ---------------------------------------------------------------- inference
     def _check_X(self, X, **kwargs):
         check_is_fitted(self)
         return validate_data(self, X, dtype=np.float64, reset=False, **kwargs)
+
+    def _check_inference_X(self, X):
+        """Validated dense (NaN allowed) or sparse CSR data for inference."""
+        return _check_no_sparse_nan(
+            self._check_X(
+                X, accept_sparse=("csr", "csc"), ensure_all_finite="allow-nan"
+            )
+        )
 
     def score_samples(self, X):
         """Log-density of the model at each sample.
@@ -692,8 +739,8 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         """
         if _dask._is_dask_collection(X):
             return _dask._score_samples(self, X)
-        X = self._check_X(X)
-        return _score_samples_chunked(
+        X = self._check_inference_X(X)
+        return _log_density(
             X,
             self.weights_,
             self.means_,
@@ -730,7 +777,8 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data.
+            Data; NaN marks a missing value, and the posterior is then the one
+            of the marginal density of the observed entries. Dense input only.
 
         Returns
         -------
@@ -742,7 +790,24 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         """
         if _dask._is_dask_collection(X):
             return _dask._predict_proba(self, X)
-        X = self._check_X(X)
+        if sparse.issparse(X):
+            # scikit-learn's common checks expect a predict_proba that takes
+            # sparse input to be a classifier's (two or four columns).
+            raise TypeError(
+                "predict_proba does not accept sparse input (its output is a "
+                "dense (n_samples, n_units) array): pass dense rows, e.g. "
+                "X[rows].toarray() by chunks; predict, score_samples and score "
+                "accept sparse input."
+            )
+        X = self._check_inference_X(X)
+        if _has_missing(X):
+            return _predict_proba_missing(
+                X,
+                self.weights_,
+                self.means_,
+                self.precisions_cholesky_,
+                self.covariance_type,
+            )
         return _predict_proba(
             X,
             self.weights_,
@@ -770,7 +835,17 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         """
         if _dask._is_dask_collection(X):
             return _dask._generative_predict(self, X)
-        X = self._check_X(X)
+        X = self._check_inference_X(X)
+        if sparse.issparse(X):
+            X = _Rows(X)
+        elif _has_missing(X):
+            return _predict_proba_missing(
+                X,
+                self.weights_,
+                self.means_,
+                self.precisions_cholesky_,
+                self.covariance_type,
+            ).argmax(axis=1)
         return _predict(
             X,
             self.weights_,
@@ -1050,6 +1125,12 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         """
         return -2.0 * self.score_samples(X).sum() + 2.0 * self._n_parameters()
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.sparse = True
+        return tags
+
 
 def _map_grid(som):
     """Grid of a fitted map (or of the map inside a FrozenEstimator)."""
@@ -1058,3 +1139,39 @@ def _map_grid(som):
         return dict(grid)
     names = ("n_rows", "n_cols", "topology", "periodic")
     return {name: getattr(som, name) for name in names}
+
+
+def _check_no_sparse_nan(X):
+    """Reject NaN stored in a sparse matrix (missing values need dense input);
+    convert CSC to CSR, whose row slices the chunked kernels read."""
+    if sparse.issparse(X):
+        if np.isnan(X.data).any():
+            raise ValueError(
+                "Sparse input holds NaN: missing values are supported in dense "
+                "input only (a sparse zero is a value, not a missing one)."
+            )
+        return X.tocsr()
+    return X
+
+
+def _log_density(X, weights, means, precisions_cholesky, covariance_type):
+    """Log-density of each row: the marginal of its observed entries when it
+    holds NaN; a sparse ``X`` is read by densified chunks of rows."""
+    if sparse.issparse(X):
+        X = _Rows(X)
+    elif _has_missing(X):
+        return _score_samples_missing(
+            X, weights, means, precisions_cholesky, covariance_type
+        )
+    return _score_samples_chunked(
+        X, weights, means, precisions_cholesky, covariance_type
+    )
+
+
+def _topographic_error(X, means, grid):
+    """Topographic error of the means over the rows with an observed value."""
+    if not sparse.issparse(X) and _has_missing(X):
+        X = X[~np.isnan(X).all(axis=1)]
+        if X.shape[0] == 0:
+            return float("nan")
+    return float(topographic_error(X, means, **grid))

@@ -244,7 +244,11 @@ def _data_sized_grid(X):
     n_units = _data_sized_units(X.shape[0])
     if n_units == 1:
         return 1, 1
-    frame = _Frame(offset=np.asarray(X.mean(axis=0), dtype=np.float64), scale=1.0)
+    if sparse.issparse(X):
+        offset = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
+    else:  # NaN (missing values) left out of the mean
+        offset = np.nanmean(X, axis=0) if np.isnan(np.min(X)) else X.mean(axis=0)
+    frame = _Frame(offset=np.asarray(offset, dtype=np.float64), scale=1.0)
     _, variances = _leading_components(X, np.random.RandomState(0), frame=frame)
     return _grid_shape(n_units, variances)
 

@@ -127,7 +127,7 @@ def _chunks(n_samples, row_floats, chunk_size=None):
         yield slice(start, min(start + chunk_size, n_samples))
 
 
-def _map_row_chunks(func, n_samples, row_floats, chunk_size=None):
+def _map_row_chunks(func, n_samples, row_floats, chunk_size=None, fold=None):
     """``[func(rows) for rows in _chunks(...)]``, computed by a pool of threads.
 
     As in :mod:`somgen._parallel`, BLAS runs on one thread inside the chunks
@@ -136,18 +136,32 @@ def _map_row_chunks(func, n_samples, row_floats, chunk_size=None):
     products and large ufuncs release the GIL. Results come back in chunk order
     and each chunk is computed the same way whatever the thread count, so sums
     reduced from them do not depend on it.
+
+    With ``fold``, returns ``fold(... fold(fold(None, r_0), r_1) ..., r_last)``
+    instead of the list, folding each result in chunk order as soon as it
+    arrives: per-chunk results (a scatter of ``K x d`` values, say) are then
+    not all held at once.
     """
     slices = list(_chunks(n_samples, row_floats, chunk_size))
+
+    def collect(results):
+        if fold is None:
+            return list(results)
+        accumulated = None
+        for result in results:
+            accumulated = fold(accumulated, result)
+        return accumulated
+
     if n_samples * row_floats <= _SMALL_CALL_FLOATS:
         # Too small for BLAS threads to matter: skip the pool and the pin,
         # whose fixed cost (a fraction of a millisecond) would dominate.
-        return [func(rows) for rows in slices]
+        return collect(func(rows) for rows in slices)
     n_threads = min(_effective_n_threads(None), len(slices))
     with _single_threaded_blas():
         if n_threads <= 1:
-            return [func(rows) for rows in slices]
+            return collect(func(rows) for rows in slices)
         with ThreadPoolExecutor(max_workers=n_threads) as pool:
-            return list(pool.map(func, slices))
+            return collect(pool.map(func, slices))
 
 
 def _log_weights(weights):
@@ -722,12 +736,13 @@ def _outlier_log_prob(X, terms):
     return log_prob, offset
 
 
-def _map_log_prob(X, terms, func, *, window, chunk_size=None, out=None):
+def _map_log_prob(X, terms, func, *, window, chunk_size=None, out=None, fold=None):
     """Apply ``func(rows, log_prob, offset, design)`` to every chunk of ``X``.
 
     The arguments after ``rows`` are those returned by :func:`_log_prob_chunk`;
     ``out`` (n_samples, n_components) receives the log-densities, chunk by
-    chunk, if given. Returns the results of ``func`` in chunk order.
+    chunk, if given. Returns the results of ``func`` in chunk order, or their
+    ``fold`` (see :func:`_map_row_chunks`).
     """
 
     def task(rows):
@@ -735,7 +750,7 @@ def _map_log_prob(X, terms, func, *, window, chunk_size=None, out=None):
         chunk = _log_prob_chunk(X[rows], terms, window=window, out=chunk_out)
         return func(rows, *chunk)
 
-    return _map_row_chunks(task, X.shape[0], _row_floats(terms), chunk_size)
+    return _map_row_chunks(task, X.shape[0], _row_floats(terms), chunk_size, fold)
 
 
 # Rows whose largest log-density lies within this many nats of zero are
@@ -1650,21 +1665,32 @@ def _e_step_statistics(
         )
         return objective, log_likelihood, *moments
 
-    chunks = _map_log_prob(
-        X, terms, statistics, window=_NEGLIGIBLE_NATS, chunk_size=chunk_size
+    def zeros():
+        return [
+            0.0,
+            0.0,
+            np.zeros(n_components),
+            _covariance_zeros(n_components, n_features, covariance_type),
+            np.zeros((n_components, n_features)),
+        ]
+
+    def add(totals, chunk):
+        totals = zeros() if totals is None else totals
+        for t, value in enumerate(chunk[:5] if first_moment else chunk[:4]):
+            totals[t] += value
+        return totals
+
+    # Reduced in chunk order as the chunks arrive: the same sums whatever the
+    # number of threads, and one chunk's statistics held at a time.
+    totals = _map_log_prob(
+        X,
+        terms,
+        statistics,
+        window=_NEGLIGIBLE_NATS,
+        chunk_size=chunk_size,
+        fold=add,
     )
-    # Reduced in chunk order: the same sums whatever the number of threads.
-    objective = log_likelihood = 0.0
-    nk = np.zeros(n_components)
-    scatter = _covariance_zeros(n_components, n_features, covariance_type)
-    U = np.zeros((n_components, n_features))
-    for chunk in chunks:
-        objective += chunk[0]
-        log_likelihood += chunk[1]
-        nk += chunk[2]
-        scatter += chunk[3]
-        if first_moment:
-            U += chunk[4]
+    objective, log_likelihood, nk, scatter, U = zeros() if totals is None else totals
     statistics = (objective, log_likelihood, nk, _symmetrise(scatter, covariance_type))
     if first_moment:
         return (*statistics, U, terms["shift"])

@@ -1,0 +1,664 @@
+r"""Mixtures on incomplete and sparse data: marginal densities and EM statistics.
+
+A sample with observed features :math:`o` (NaN marks the others) has the
+marginal density
+
+.. math:: p(x_o) = \sum_k \pi_k \, \mathcal{N}(x_o \mid \mu_{k,o}, \Sigma_{k,oo}),
+
+a normalised density over its observed coordinates (``1`` when nothing is
+observed). EM with missing data (Ghahramani and Jordan, 1994; Little and
+Rubin, *Statistical Analysis with Missing Data*, ch. 11) takes its E-step
+posteriors from these marginals and feeds the M-step of
+:func:`somgen._mixture._pinned_em` the expected complete-data statistics:
+given component :math:`k`, the missing block has the conditional mean
+:math:`\hat x_{ik,m} = \mu_{k,m} + \Sigma_{k,mo} \Sigma_{k,oo}^{-1} (x_{i,o} -
+\mu_{k,o})` and the conditional covariance :math:`C_{k} = \Sigma_{k,mm} -
+\Sigma_{k,mo} \Sigma_{k,oo}^{-1} \Sigma_{k,om} = (\Lambda_{k,mm})^{-1}`, so that
+
+.. math::
+
+    N_k = \sum_i r_{ik}, \quad U_k = \sum_i r_{ik} (\hat x_{ik} - c), \quad
+    S_k = \sum_i r_{ik} \big[ (\hat x_{ik} - \mu_k)(\hat x_{ik} - \mu_k)^T
+    + C_{k} \big].
+
+With these, each M-step still maximises its part of the expected penalised
+objective, so the observed-data objective never decreases; rows without NaN
+contribute exactly what they contribute to the complete-data EM, by the same
+code, so data without NaN give bit-identical fits.
+
+For ``'diag'`` and ``'spherical'`` the features are independent given the
+component: the marginal is a masked sum, computed for any mix of missingness
+patterns at once by one matrix product per chunk,
+``[x_c^2, x_c, M, 1] @ [-P/2; P mu_c; log-terms; log pi]`` (NaN set to 0 in
+the centred ``x_c``, ``M`` the observation mask), with a rounding-error bound
+and a direct recomputation of the rows where it is not small, as in the
+complete case. ``'full'`` and ``'tied'`` group the rows by missingness
+pattern and use the precision factors' Schur complements
+(:func:`somgen._mixture._observed_marginal`); their cost grows with the
+number of distinct patterns.
+
+Sparse matrices are read by chunks of rows densified one at a time
+(:class:`_Rows`), so memory stays ``O(chunk * (n_features + n_components))``.
+"""
+
+import numpy as np
+from scipy import sparse
+
+from somgen._mixture import (
+    _LOG_PROB_TOL,
+    _NEGLIGIBLE_NATS,
+    _SCATTER_RTOL,
+    _SUB_CHUNK_FLOATS,
+    _chunks,
+    _covariance_zeros,
+    _e_step_statistics,
+    _gaussian_terms,
+    _log_det_precision_cholesky,
+    _log_prob_chunk,
+    _log_weights,
+    _logsumexp_rows,
+    _missingness_patterns,
+    _normalise_rows,
+    _observed_marginal,
+    _precision_matrices,
+    _precision_trace,
+    _rounding_factor,
+    _symmetrise,
+)
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+class _Rows:
+    """Dense float64 chunks of some rows of a dense or sparse matrix.
+
+    ``rows[a:b]`` is ``X[index[a:b]]`` (``X[a:b]`` when ``index`` is None) as
+    a dense array: the chunked kernels of :mod:`somgen._mixture`, which only
+    read ``X.shape`` and ``X[slice]``, thereby run on the complete rows of
+    incomplete data, or on a sparse matrix, without a copy of all of ``X``.
+    """
+
+    def __init__(self, X, index=None):
+        self.X = X
+        self.index = index
+        n_samples = X.shape[0] if index is None else index.size
+        self.shape = (n_samples, X.shape[1])
+
+    def __getitem__(self, rows):
+        if self.index is not None:
+            rows = self.index[rows]
+        block = self.X[rows]
+        if sparse.issparse(block):
+            block = block.toarray()
+        return np.asarray(block, dtype=np.float64)
+
+
+def _split_rows(X):
+    """``(complete, incomplete)`` row indices of a dense ``X`` with NaN."""
+    incomplete = np.isnan(X).any(axis=1)
+    return np.flatnonzero(~incomplete), np.flatnonzero(incomplete)
+
+
+def _has_missing(X):
+    """Whether ``X`` is a dense array holding NaN (validated sparse input never
+    does)."""
+    if not isinstance(X, np.ndarray) or X.size == 0:
+        return False
+    return bool(np.isnan(np.min(X)))
+
+
+# ---------------------------------------------------------------------------
+# Marginal log-densities
+# ---------------------------------------------------------------------------
+
+
+def _model(weights, means, precisions_cholesky, covariance_type, *, reg_covar=0.0):
+    """What every block of incomplete rows shares.
+
+    ``log_weights`` carry the factor ``exp(-reg_covar / 2 tr(Sigma_k^{-1}))``
+    of the penalised objective when ``reg_covar > 0`` (see
+    :func:`somgen._mixture._e_step_statistics`).
+    """
+    means = np.asarray(means, dtype=np.float64)
+    n_components, n_features = means.shape
+    log_weights = _log_weights(np.asarray(weights, dtype=np.float64))
+    if reg_covar > 0.0:
+        log_weights = log_weights - 0.5 * reg_covar * np.broadcast_to(
+            _precision_trace(precisions_cholesky, covariance_type, n_features),
+            (n_components,),
+        )
+    model = {
+        "covariance_type": covariance_type,
+        "means": means,
+        "precisions_cholesky": precisions_cholesky,
+        "log_weights": log_weights,
+        "shift": means.mean(axis=0),
+    }
+    if covariance_type in ("diag", "spherical"):
+        model["masked"] = _masked_terms(
+            means, precisions_cholesky, covariance_type, log_weights
+        )
+    else:
+        log_det = _log_det_precision_cholesky(
+            precisions_cholesky, covariance_type, n_features
+        )
+        model["log_det"] = log_det
+        model["precisions"] = _precision_matrices(precisions_cholesky, covariance_type)
+        if covariance_type == "full":
+            model["full_terms"] = (
+                _gaussian_terms(means, precisions_cholesky, "full"),
+                model["precisions"],
+            )
+    return model
+
+
+def _masked_terms(means, precisions_cholesky, covariance_type, log_weights):
+    """Right operand and error-bound constants of the masked product.
+
+    For a centred sample ``x_c`` with NaN set to 0 and observation mask ``M``,
+    ``log pi_k + log N(x_o | mu_k,o, Sigma_k,oo)`` is the product of the
+    design row ``[x_c^2, x_c, M, 1]`` with the column ``[-p_k / 2; p_k
+    mu_c,k; log-terms_k; log pi_k]``, where ``p`` are the precisions and the
+    per-feature log-terms ``(log p_kj - log 2 pi - p_kj mu_c,kj^2) / 2``.
+    """
+    n_components, n_features = means.shape
+    precisions = np.asarray(precisions_cholesky, dtype=np.float64) ** 2
+    if covariance_type == "spherical":
+        precisions = np.repeat(precisions[:, np.newaxis], n_features, axis=1)
+    shift = means.mean(axis=0)
+    centred = means - shift
+    weighted = centred * precisions
+    log_terms = 0.5 * (np.log(precisions) - _LOG_2PI)
+    live = np.isfinite(log_weights)
+    live_bias = np.where(live, log_weights, 0.0)
+    gemm = np.vstack(
+        [-0.5 * precisions.T, weighted.T, (log_terms - 0.5 * centred * weighted).T]
+    )
+    gemm = np.vstack([gemm, live_bias])
+    return {
+        "precisions": precisions,
+        "centred": centred,
+        "shift": shift,
+        "live": live,
+        "dead": np.flatnonzero(~live),
+        "gemm": np.ascontiguousarray(gemm),
+        "precision_max": precisions.max(axis=0),
+        "mean_radius": float(np.sqrt(np.einsum("kj,kj->k", centred, weighted).max())),
+        # The products that are not part of the Mahalanobis expansion.
+        "bias_bound": float(
+            np.abs(log_terms).sum(axis=1).max() + np.abs(live_bias).max()
+        ),
+        "gamma": _rounding_factor(3 * n_features + 1),
+    }
+
+
+def _masked_log_prob(X, model):
+    """Weighted marginal log-densities of a chunk for ``'diag'``/``'spherical'``.
+
+    Returns ``(log_prob, offset, design)`` as
+    :func:`somgen._mixture._log_prob_chunk` does; ``design`` is ``[x_c^2, x_c,
+    M, 1]``, reused by the E-step. Rows whose rounding-error bound exceeds
+    ``_LOG_PROB_TOL`` nats are recomputed on their observed features by the
+    complete-data kernel (exact, outliers included), one pattern at a time.
+    """
+    terms = model["masked"]
+    n_samples, n_features = X.shape
+    observed = ~np.isnan(X)
+    design = np.empty((n_samples, 3 * n_features + 1))
+    centred = design[:, n_features : 2 * n_features]
+    np.subtract(X, terms["shift"], out=centred)
+    centred[~observed] = 0.0
+    np.square(centred, out=design[:, :n_features])
+    design[:, 2 * n_features : 3 * n_features] = observed
+    design[:, -1] = 1.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        log_prob = design @ terms["gemm"]
+        radius = np.sqrt(design[:, :n_features] @ terms["precision_max"])
+        error = terms["gamma"] * (
+            0.5 * (radius + terms["mean_radius"]) ** 2 + terms["bias_bound"]
+        )
+    log_prob[:, terms["dead"]] = -np.inf
+    suspect = np.flatnonzero(~(error <= _LOG_PROB_TOL))
+    offset = None
+    if suspect.size:
+        offset = np.zeros(n_samples)
+        for rows, obs, _ in _missingness_patterns(~observed, suspect):
+            log_prob[rows], row_offset = _observed_log_prob(X[rows], obs, model)
+            offset[rows] = row_offset
+    return log_prob, offset, design
+
+
+def _observed_log_prob(X, obs, model):
+    """Exact weighted log-densities of rows observed on ``obs`` (diag/spherical)."""
+    log_weights = model["log_weights"]
+    if obs.size == 0:
+        return np.broadcast_to(log_weights, (X.shape[0], log_weights.size)), 0.0
+    factors = np.asarray(model["precisions_cholesky"], dtype=np.float64)
+    if model["covariance_type"] == "diag":
+        factors = factors[:, obs]
+        log_det = np.log(factors).sum(axis=1)
+    else:
+        log_det = obs.size * np.log(factors)
+    terms = _gaussian_terms(
+        model["means"][:, obs],
+        factors,
+        model["covariance_type"],
+        log_weights=log_weights,
+        log_det=log_det,
+    )
+    log_prob, offset, _ = _log_prob_chunk(X[:, obs], terms, window=np.inf)
+    return log_prob, 0.0 if offset is None else offset
+
+
+def _incomplete_blocks(X, rows, model, chunk_size=None):
+    """Yield ``(rows, log_prob, offset, block)`` covering the rows ``rows``.
+
+    ``log_prob`` holds the weighted marginal log-densities (plus ``offset``,
+    see :func:`somgen._mixture._log_prob_chunk`); ``block`` what the E-step
+    statistics need: for ``'diag'``/``'spherical'`` the chunk and its design,
+    for ``'full'``/``'tied'`` the pattern, its observed values and the gains.
+    """
+    covariance_type = model["covariance_type"]
+    n_components, n_features = model["means"].shape
+    if covariance_type in ("diag", "spherical"):
+        row_floats = 2 * n_components + 5 * n_features + 1
+        for part in _chunks(rows.size, row_floats, chunk_size):
+            chunk_rows = rows[part]
+            X_chunk = X[chunk_rows]
+            log_prob, offset, design = _masked_log_prob(X_chunk, model)
+            yield chunk_rows, log_prob, offset, {"X": X_chunk, "design": design}
+        return
+
+    missing = np.isnan(X[rows]) if rows.size else np.zeros((0, n_features), bool)
+    for pattern_rows, obs, miss in _missingness_patterns(missing, np.arange(rows.size)):
+        pattern_rows = rows[pattern_rows]
+        pattern = _pattern(model, obs, miss)
+        if obs.size == 0:
+            for part in _chunks(pattern_rows.size, n_components, chunk_size):
+                block = dict(pattern, X_obs=np.zeros((part.stop - part.start, 0)))
+                log_prob = np.tile(model["log_weights"], (block["X_obs"].shape[0], 1))
+                yield pattern_rows[part], log_prob, None, block
+            continue
+        row_floats = 4 * n_components + 3 * n_features
+        for part in _chunks(pattern_rows.size, row_floats, chunk_size):
+            chunk_rows = pattern_rows[part]
+            # The pattern's terms are rebuilt per chunk: O(K d m^2), small
+            # next to the chunk's own work.
+            terms, X_known, _ = _observed_marginal(
+                X,
+                chunk_rows,
+                obs,
+                miss,
+                log_weights=model["log_weights"],
+                means=model["means"],
+                precisions_cholesky=model["precisions_cholesky"],
+                log_det=model["log_det"],
+                covariance_type=covariance_type,
+                full_terms=model.get("full_terms"),
+            )
+            log_prob, offset, _ = _log_prob_chunk(
+                X_known, terms, window=_NEGLIGIBLE_NATS
+            )
+            X_obs = X[chunk_rows][:, obs]
+            yield chunk_rows, log_prob, offset, dict(pattern, X_obs=X_obs)
+
+
+def _pattern(model, obs, miss):
+    """Gains ``Sigma_mo Sigma_oo^{-1}`` and conditional covariances of ``miss``.
+
+    ``gain`` has shape (n_components, n_missing, n_observed) for ``'full'``
+    and (n_missing, n_observed) for ``'tied'``; ``conditional`` is
+    ``Lambda_mm^{-1}`` in the same layouts.
+    """
+    precisions = model["precisions"]
+    if model["covariance_type"] == "full":
+        block = precisions[:, miss][:, :, miss]
+        cross = precisions[:, miss][:, :, obs]
+    else:
+        block = precisions[np.ix_(miss, miss)]
+        cross = precisions[np.ix_(miss, obs)]
+    conditional = np.linalg.inv(block) if miss.size else block
+    gain = -conditional @ cross
+    return {"obs": obs, "miss": miss, "gain": gain, "conditional": conditional}
+
+
+# ---------------------------------------------------------------------------
+# Inference
+# ---------------------------------------------------------------------------
+
+
+def _score_samples_missing(
+    X, weights, means, precisions_cholesky, covariance_type, chunk_size=None
+):
+    """Marginal log-density of the observed entries of each row of ``X``.
+
+    Rows without NaN take the complete-data kernel unchanged.
+    """
+    from somgen._mixture import _score_samples_chunked
+
+    complete, incomplete = _split_rows(X)
+    log_density = np.empty(X.shape[0])
+    if complete.size:
+        log_density[complete] = _score_samples_chunked(
+            _Rows(X, complete),
+            weights,
+            means,
+            precisions_cholesky,
+            covariance_type,
+            chunk_size=chunk_size,
+        )
+    model = _model(weights, means, precisions_cholesky, covariance_type)
+    for rows, log_prob, offset, _ in _incomplete_blocks(
+        X, incomplete, model, chunk_size
+    ):
+        log_density[rows] = _logsumexp_rows(np.array(log_prob), offset)
+    return log_density
+
+
+def _predict_proba_missing(
+    X, weights, means, precisions_cholesky, covariance_type, chunk_size=None
+):
+    """Posteriors ``p(k | x_o)`` from the marginals; complete rows unchanged."""
+    from somgen._mixture import _predict_proba
+
+    complete, incomplete = _split_rows(X)
+    proba = np.empty((X.shape[0], np.shape(means)[0]))
+    if complete.size:
+        proba[complete] = _predict_proba(
+            _Rows(X, complete),
+            weights,
+            means,
+            precisions_cholesky,
+            covariance_type,
+            chunk_size=chunk_size,
+        )
+    model = _model(weights, means, precisions_cholesky, covariance_type)
+    for rows, log_prob, offset, _ in _incomplete_blocks(
+        X, incomplete, model, chunk_size
+    ):
+        log_prob = np.array(log_prob)
+        _normalise_rows(log_prob, offset)
+        proba[rows] = log_prob
+    return proba
+
+
+# ---------------------------------------------------------------------------
+# E-step
+# ---------------------------------------------------------------------------
+
+
+def _missing_e_step(
+    X,
+    complete,
+    incomplete,
+    weights,
+    means,
+    precisions_cholesky,
+    covariance_type,
+    *,
+    reg_covar,
+    chunk_size,
+    prior=0.0,
+    first_moment=False,
+):
+    """:func:`somgen._mixture._e_step_statistics` for data with NaN.
+
+    The complete rows go through the complete-data E-step (the same sums
+    in the same order as for data holding only them); the incomplete rows add
+    the expected complete-data statistics described in the module docstring.
+    Returns the same tuple.
+    """
+    n_components, n_features = np.shape(means)
+    options = {
+        "reg_covar": reg_covar,
+        "chunk_size": chunk_size,
+        "first_moment": first_moment,
+    }
+    n_samples = complete.size + incomplete.size
+    if complete.size:
+        statistics = _e_step_statistics(
+            _Rows(X, complete),
+            weights,
+            means,
+            precisions_cholesky,
+            covariance_type,
+            prior=prior * complete.size / n_samples,
+            **options,
+        )
+    else:
+        zeros = _covariance_zeros(n_components, n_features, covariance_type)
+        statistics = (0.0, 0.0, np.zeros(n_components), zeros)
+        if first_moment:
+            statistics += (np.zeros((n_components, n_features)), means.mean(axis=0))
+    objective, log_likelihood, nk, scatter, *moments = statistics
+    scatter = scatter.copy()
+    U = moments[0].copy() if first_moment else np.zeros((n_components, n_features))
+
+    model = _model(
+        weights, means, precisions_cholesky, covariance_type, reg_covar=reg_covar
+    )
+    # log sum_k pi_k N_k = log_norm + log sum_k resp_k exp(jitter_k).
+    jitter = _log_weights(np.asarray(weights, dtype=np.float64)) - model["log_weights"]
+    jitter = np.where(np.isfinite(jitter), jitter, 0.0)
+    jitter_max = jitter.max()
+    exp_jitter = np.exp(jitter - jitter_max)
+    for rows, log_prob, offset, block in _incomplete_blocks(
+        X, incomplete, model, chunk_size
+    ):
+        resp = np.array(log_prob)
+        log_norm = _normalise_rows(resp, offset)
+        objective += log_norm.sum()
+        log_likelihood += log_norm.sum()
+        if reg_covar > 0.0:
+            log_likelihood += (
+                jitter_max * log_norm.size + np.log(resp @ exp_jitter).sum()
+            )
+        share = prior * rows.size / n_samples
+        moments = _incomplete_moments(block, resp, model, reg_covar, share)
+        nk += moments[0]
+        scatter += moments[1]
+        U += moments[2]
+    statistics = (objective, log_likelihood, nk, _symmetrise(scatter, covariance_type))
+    if first_moment:
+        return (*statistics, U, model["shift"])
+    return statistics
+
+
+def _incomplete_moments(block, resp, model, reg_covar, prior):
+    """``(nk, scatter, U)`` of a block of incomplete rows (module docstring)."""
+    if "design" in block:
+        return _masked_moments(block, resp, model, reg_covar, prior)
+    return _pattern_moments(block, resp, model)
+
+
+def _masked_moments(block, resp, model, reg_covar, prior):
+    """Expected statistics of a ``'diag'``/``'spherical'`` chunk.
+
+    ``resp.T @ [x_c^2, x_c, M, 1]`` gives, per component and feature, the
+    observed second and first moments, the observed count ``C`` and ``N_k``;
+    a missing entry adds the variance ``1 / p_kj`` to the scatter and
+    ``mu_c,kj`` to ``U``. A component whose expanded scatter may have lost
+    accuracy (the bound of :func:`somgen._mixture._soft_scatter`) is
+    recomputed from the differences.
+    """
+    terms = model["masked"]
+    X, design = block["X"], block["design"]
+    n_samples, n_features = X.shape
+    centred = terms["centred"]
+    sums = resp.T @ design
+    Q = sums[:, :n_features]
+    U0 = sums[:, n_features : 2 * n_features]
+    counts = sums[:, 2 * n_features : 3 * n_features]
+    nk = sums[:, -1]
+    scatter = Q - centred * (2.0 * U0 - counts * centred)
+    radius = np.sqrt(Q) + np.sqrt(counts) * np.abs(centred)
+    gamma = _rounding_factor(n_samples + centred.shape[0])
+    with np.errstate(over="ignore"):
+        limit = _SCATTER_RTOL * (scatter + nk[:, np.newaxis] * reg_covar + prior)
+    bad = np.flatnonzero(np.any(~(gamma * radius**2 <= limit), axis=1))
+    for k in bad:
+        active = np.flatnonzero(resp[:, k])
+        diff = X[active] - model["means"][k]
+        diff[np.isnan(diff)] = 0.0
+        scatter[k] = resp[active, k] @ diff**2
+    unobserved = nk[:, np.newaxis] - counts
+    scatter += unobserved / terms["precisions"]
+    U = U0 + centred * unobserved
+    if model["covariance_type"] == "spherical":
+        scatter = scatter.mean(axis=1)
+    return nk, scatter, U
+
+
+def _pattern_moments(block, resp, model):
+    """Expected statistics of the rows of one pattern (``'full'``/``'tied'``).
+
+    With ``d_ik = x_o - mu_k,o`` and ``E_k = [I; G_k]`` (observed rows, then
+    missing rows through the gain), ``x_hat_ik - mu_k = E_k d_ik``, so the
+    scatter is ``E_k (sum_i r_ik d_ik d_ik^T) E_k^T + N_k C_k``. The sums over
+    samples are products of the differences, never expanded.
+    """
+    covariance_type = model["covariance_type"]
+    means, shift = model["means"], model["shift"]
+    obs, miss, gain = block["obs"], block["miss"], block["gain"]
+    conditional = block["conditional"]
+    X_obs = block["X_obs"]
+    n_components, n_features = means.shape
+    n_obs = obs.size
+    nk = resp.sum(axis=0)
+    # Sums over samples of r_ik d_ik (first) and r_ik d_ik d_ik^T (second).
+    first = np.zeros((n_components, n_obs))
+    second = np.zeros((n_components, n_obs, n_obs))
+    if n_obs:
+        step = max(1, _SUB_CHUNK_FLOATS // (n_components * n_obs))
+        for start in range(0, X_obs.shape[0], step):
+            part = slice(start, start + step)
+            diff = X_obs[part, np.newaxis, :] - means[:, obs]
+            weighted = diff * resp[part, :, np.newaxis]
+            first += weighted.sum(axis=0)
+            second += np.matmul(weighted.transpose(1, 2, 0), diff.transpose(1, 0, 2))
+    U = np.empty((n_components, n_features))
+    U[:, obs] = first
+    offsets = nk[:, np.newaxis] * (means - shift)
+    if covariance_type == "full":
+        U[:, miss] = np.einsum("kmo,ko->km", gain, first)
+        U += offsets
+        scatter = np.zeros((n_components, n_features, n_features))
+        # E_k S E_k^T by blocks: [S, S G^T; G S, G S G^T + N C].
+        gain_second = np.matmul(gain, second)  # (K, m, o)
+        scatter[np.ix_(np.arange(n_components), obs, obs)] = second
+        scatter[np.ix_(np.arange(n_components), miss, obs)] = gain_second
+        scatter[np.ix_(np.arange(n_components), obs, miss)] = gain_second.transpose(
+            0, 2, 1
+        )
+        scatter[np.ix_(np.arange(n_components), miss, miss)] = (
+            np.matmul(gain_second, gain.transpose(0, 2, 1))
+            + nk[:, np.newaxis, np.newaxis] * conditional
+        )
+        return nk, scatter, U
+    U[:, miss] = first @ gain.T
+    U += offsets
+    total = second.sum(axis=0)
+    gain_total = gain @ total
+    scatter = np.zeros((n_features, n_features))
+    scatter[np.ix_(obs, obs)] = total
+    scatter[np.ix_(miss, obs)] = gain_total
+    scatter[np.ix_(obs, miss)] = gain_total.T
+    scatter[np.ix_(miss, miss)] = gain_total @ gain.T + nk.sum() * conditional
+    return nk, scatter, U
+
+
+# ---------------------------------------------------------------------------
+# Hard-label statistics (initialisation and the shrinkage target)
+# ---------------------------------------------------------------------------
+
+
+def _label_statistics(X, labels, means, covariance_type):
+    """Hard-label counts, scatter and observed counts, by chunks of rows.
+
+    For data with NaN or a sparse matrix (densified a chunk at a time).
+    Residuals of missing entries count as 0; ``observed`` holds, per feature,
+    the number of observed values. The scatter has the layout of
+    :func:`somgen._mixture._scatter_from_labels`, except that ``'spherical'``
+    gets the per-feature (``'diag'``) scatter.
+    """
+    n_samples, n_features = X.shape
+    n_components = means.shape[0]
+    nk = np.bincount(labels, minlength=n_components).astype(np.float64)
+    layout = "diag" if covariance_type == "spherical" else covariance_type
+    scatter = _covariance_zeros(n_components, n_features, layout)
+    observed = np.zeros(n_features)
+    rows = _Rows(X)
+    for part in _chunks(n_samples, 3 * n_features):
+        diff = rows[part] - means[labels[part]]
+        missing = np.isnan(diff)
+        observed += (part.stop - part.start) - missing.sum(axis=0)
+        diff[missing] = 0.0
+        chunk_labels = labels[part]
+        if layout == "tied":
+            scatter += diff.T @ diff
+        elif layout == "diag":
+            np.add.at(scatter, chunk_labels, diff**2)
+        else:
+            for k in np.unique(chunk_labels):
+                block = diff[chunk_labels == k]
+                scatter[k] += block.T @ block
+    return nk, scatter, observed
+
+
+def _observed_rescaling(scatter, observed, n_samples, layout):
+    """Rescale zero-filled scatter to the observed variances.
+
+    Zero residuals in place of the missing entries shrink the scatter of
+    feature ``j`` by the fraction observed, ``c_j = observed_j / n``; dividing
+    row and column ``j`` by ``sqrt(c_j)`` restores the variances while the
+    correlations stay attenuated (toward 0), which keeps a positive definite
+    matrix positive definite.
+    """
+    fraction = np.maximum(observed, 1.0) / max(n_samples, 1)
+    if layout in ("full", "tied"):
+        scale = 1.0 / np.sqrt(fraction)
+        return scatter * np.outer(scale, scale)
+    return scatter / fraction
+
+
+def _initial_covariances(X, labels, means, covariance_type, *, shrinkage, reg_covar):
+    """Shrinkage target and initial covariances for data with NaN or sparse.
+
+    The counterpart of :func:`somgen._mixture._pooled_target` and
+    :func:`somgen._mixture._estimate_covariances` on hard labels: the same
+    degrees-of-freedom corrected pooled target (Scott fallback included),
+    computed by chunks, with the variances taken over the observed entries
+    (:func:`_observed_rescaling`). EM then refines the covariances with the
+    exact expected statistics. Returns ``(covariances, target)``.
+    """
+    from somgen._mixture import (
+        _covariances_from_scatter,
+        _pooled_target_from_scatter,
+        _scott_target,
+    )
+
+    n_samples, n_features = X.shape
+    layout = "diag" if covariance_type == "spherical" else covariance_type
+    nk, scatter, observed = _label_statistics(X, labels, means, covariance_type)
+    scatter = _observed_rescaling(scatter, observed, n_samples, layout)
+    target = _pooled_target_from_scatter(nk, scatter, n_samples, layout)
+    if target is None:
+        centre = np.zeros(n_features)
+        rows = _Rows(X)
+        for part in _chunks(n_samples, n_features):
+            centre += np.nansum(rows[part], axis=0)
+        centre /= np.maximum(observed, 1.0)
+        total = np.zeros((n_features, n_features) if layout != "diag" else n_features)
+        for part in _chunks(n_samples, n_features):
+            block = rows[part] - centre
+            block[np.isnan(block)] = 0.0
+            total += block.T @ block if layout != "diag" else (block**2).sum(axis=0)
+        total = _observed_rescaling(total, observed, n_samples, layout)
+        target = _scott_target(total, n_samples, layout)
+    if covariance_type == "spherical":
+        target = float(np.mean(target))
+        scatter = scatter.mean(axis=1)
+    covariances = _covariances_from_scatter(
+        nk, scatter, target, covariance_type, shrinkage=shrinkage, reg_covar=reg_covar
+    )
+    return covariances, target
