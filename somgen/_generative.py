@@ -276,6 +276,21 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
     output of :meth:`predict_proba`) and results are bit-identical for any
     thread count.
 
+    Missing values and sparse input: with NaN in the training data, ``fit``
+    runs EM with missing data, the E-step taking each sample's marginal
+    density on its observed entries and the M-step the expected
+    complete-data statistics (conditional means and covariances of the
+    missing entries); the objective stays monotone, rows without NaN use the
+    complete-data code (bit-identical fits on data without NaN), and
+    :meth:`score_samples`, :meth:`predict`, :meth:`predict_proba`,
+    :meth:`impute` and :meth:`sample_conditional` use the marginal of the
+    observed entries. ``'diag'`` and ``'spherical'`` handle every missingness
+    pattern in one matrix product per chunk; ``'full'`` and ``'tied'`` work
+    pattern by pattern. CSR and CSC input is read by densified chunks of rows
+    (memory O(chunk x (n_features + n_units))), equal to the dense fit to
+    rounding; :meth:`predict_proba` refuses it (dense output; pass dense
+    chunks).
+
     Examples
     --------
     >>> import numpy as np
@@ -594,11 +609,14 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data. A dask array (or dask DataFrame) is fitted by
-            map-reduces over its blocks, equal to the in-memory fit within
-            ``1e-10`` relative; ``latent_density="auto"`` is in-memory only
-            (see the user guide's "Scaling out with Dask").
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. NaN marks a missing value (dense input): EM then
+            uses each sample's observed entries (see Notes). A CSR or CSC
+            matrix is read by chunks of rows, never densified whole. A dask
+            array (or dask DataFrame, without NaN) is fitted by map-reduces
+            over its blocks, equal to the in-memory fit within ``1e-10``
+            relative; ``latent_density="auto"`` is in-memory only (see the user
+            guide's "Scaling out with Dask").
 
         y : Ignored
             Not used, present for API consistency by convention.
@@ -726,8 +744,10 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Points to evaluate.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Points to evaluate. For a row holding NaN, the log-density of its
+            observed entries under the model's marginal on them (0 for a row
+            with nothing observed).
 
         Returns
         -------
@@ -825,8 +845,9 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data; NaN marks a missing value (dense input), the unit is then
+            the most probable given the observed entries.
 
         Returns
         -------

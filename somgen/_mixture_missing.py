@@ -65,6 +65,7 @@ from somgen._mixture import (
     _rounding_factor,
     _symmetrise,
 )
+from somgen._parallel import _single_threaded_blas
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -348,10 +349,13 @@ def _score_samples_missing(
             chunk_size=chunk_size,
         )
     model = _model(weights, means, precisions_cholesky, covariance_type)
-    for rows, log_prob, offset, _ in _incomplete_blocks(
-        X, incomplete, model, chunk_size
-    ):
-        log_density[rows] = _logsumexp_rows(np.array(log_prob), offset)
+    # BLAS on one thread: the blocks' products are small, and the sums then
+    # do not depend on the thread count.
+    with _single_threaded_blas():
+        for rows, log_prob, offset, _ in _incomplete_blocks(
+            X, incomplete, model, chunk_size
+        ):
+            log_density[rows] = _logsumexp_rows(np.array(log_prob), offset)
     return log_density
 
 
@@ -373,12 +377,13 @@ def _predict_proba_missing(
             chunk_size=chunk_size,
         )
     model = _model(weights, means, precisions_cholesky, covariance_type)
-    for rows, log_prob, offset, _ in _incomplete_blocks(
-        X, incomplete, model, chunk_size
-    ):
-        log_prob = np.array(log_prob)
-        _normalise_rows(log_prob, offset)
-        proba[rows] = log_prob
+    with _single_threaded_blas():
+        for rows, log_prob, offset, _ in _incomplete_blocks(
+            X, incomplete, model, chunk_size
+        ):
+            log_prob = np.array(log_prob)
+            _normalise_rows(log_prob, offset)
+            proba[rows] = log_prob
     return proba
 
 
@@ -442,22 +447,23 @@ def _missing_e_step(
     jitter = np.where(np.isfinite(jitter), jitter, 0.0)
     jitter_max = jitter.max()
     exp_jitter = np.exp(jitter - jitter_max)
-    for rows, log_prob, offset, block in _incomplete_blocks(
-        X, incomplete, model, chunk_size
-    ):
-        resp = np.array(log_prob)
-        log_norm = _normalise_rows(resp, offset)
-        objective += log_norm.sum()
-        log_likelihood += log_norm.sum()
-        if reg_covar > 0.0:
-            log_likelihood += (
-                jitter_max * log_norm.size + np.log(resp @ exp_jitter).sum()
-            )
-        share = prior * rows.size / n_samples
-        moments = _incomplete_moments(block, resp, model, reg_covar, share)
-        nk += moments[0]
-        scatter += moments[1]
-        U += moments[2]
+    with _single_threaded_blas():
+        for rows, log_prob, offset, block in _incomplete_blocks(
+            X, incomplete, model, chunk_size
+        ):
+            resp = np.array(log_prob)
+            log_norm = _normalise_rows(resp, offset)
+            objective += log_norm.sum()
+            log_likelihood += log_norm.sum()
+            if reg_covar > 0.0:
+                log_likelihood += (
+                    jitter_max * log_norm.size + np.log(resp @ exp_jitter).sum()
+                )
+            share = prior * rows.size / n_samples
+            moments = _incomplete_moments(block, resp, model, reg_covar, share)
+            nk += moments[0]
+            scatter += moments[1]
+            U += moments[2]
     statistics = (objective, log_likelihood, nk, _symmetrise(scatter, covariance_type))
     if first_moment:
         return (*statistics, U, model["shift"])

@@ -157,3 +157,25 @@ def test_bench_dask_quick_runs_and_matches_in_memory(tmp_path):
     assert len(ooc["epoch_s"]) == ooc["n_epochs"] == 2
     assert len(ooc["worker_peak_rss_mib"]) == 2
     assert np.isfinite(ooc["score"]) and ooc["samples_epochs_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_bench_generative_missing_quick_runs(tmp_path):
+    bench = _load("bench_generative_missing")
+    out = tmp_path / "generative_missing.json"
+    results = bench.main(["--quick", "--output", str(out)])
+    assert json.loads(out.read_text())["meta"]["mode"] == "quick"
+    assert [row["data"] for row in results["missing"]] == [
+        "digits",
+        "breast_cancer",
+        "blobs",
+    ]
+    for row in results["missing"]:
+        ll = row["test_ll"]
+        # EM with missing data beats fitting on mean-imputed data, and the
+        # model's imputation beats the column means.
+        assert ll["missing_fit"] > ll["mean_imputed_fit"]
+        assert row["rmse"]["model"] < row["rmse"]["mean"]
+    sparse_row = results["sparse"]
+    assert sparse_row["means_max_rel_diff"] < 1e-10
+    assert sparse_row["scores_max_abs_diff"] < 1e-8
