@@ -46,6 +46,9 @@ from somgen._mixture_missing import (
     _predict_proba_missing,
     _Rows,
     _score_samples_missing,
+    _sparse_e_step,
+    _sparse_predict,
+    _sparse_score_samples,
     _split_rows,
 )
 from somgen._som import SelfOrganizingMap
@@ -451,7 +454,9 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
                 shrinkage=shrinkage,
                 reg_covar=self.reg_covar,
             )
-            if sparse.issparse(X):
+            if sparse.issparse(X) and self.covariance_type in ("diag", "spherical"):
+                e_step = partial(_sparse_e_step, X)
+            elif sparse.issparse(X):
                 e_step = partial(_e_step_statistics, _Rows(X))
             else:
                 e_step = partial(_missing_e_step, X, *_split_rows(X))
@@ -857,6 +862,14 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         if _dask._is_dask_collection(X):
             return _dask._generative_predict(self, X)
         X = self._check_inference_X(X)
+        if sparse.issparse(X) and self.covariance_type in ("diag", "spherical"):
+            return _sparse_predict(
+                X,
+                self.weights_,
+                self.means_,
+                self.precisions_cholesky_,
+                self.covariance_type,
+            )
         if sparse.issparse(X):
             X = _Rows(X)
         elif _has_missing(X):
@@ -1178,6 +1191,10 @@ def _check_no_sparse_nan(X):
 def _log_density(X, weights, means, precisions_cholesky, covariance_type):
     """Log-density of each row: the marginal of its observed entries when it
     holds NaN; a sparse ``X`` is read by densified chunks of rows."""
+    if sparse.issparse(X) and covariance_type in ("diag", "spherical"):
+        return _sparse_score_samples(
+            X, weights, means, precisions_cholesky, covariance_type
+        )
     if sparse.issparse(X):
         X = _Rows(X)
     elif _has_missing(X):

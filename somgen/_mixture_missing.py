@@ -45,6 +45,7 @@ import numpy as np
 from scipy import sparse
 
 from somgen._mixture import (
+    _CHUNK_FLOATS,
     _LOG_PROB_TOL,
     _NEGLIGIBLE_NATS,
     _SCATTER_RTOL,
@@ -645,7 +646,10 @@ def _initial_covariances(X, labels, means, covariance_type, *, shrinkage, reg_co
 
     n_samples, n_features = X.shape
     layout = "diag" if covariance_type == "spherical" else covariance_type
-    nk, scatter, observed = _label_statistics(X, labels, means, covariance_type)
+    if sparse.issparse(X) and layout == "diag":
+        nk, scatter, observed = _sparse_label_statistics(X, labels, means)
+    else:
+        nk, scatter, observed = _label_statistics(X, labels, means, covariance_type)
     scatter = _observed_rescaling(scatter, observed, n_samples, layout)
     target = _pooled_target_from_scatter(nk, scatter, n_samples, layout)
     if target is None:
@@ -668,3 +672,259 @@ def _initial_covariances(X, labels, means, covariance_type, *, shrinkage, reg_co
         nk, scatter, target, covariance_type, shrinkage=shrinkage, reg_covar=reg_covar
     )
     return covariances, target
+
+
+# ---------------------------------------------------------------------------
+# Sparse input, 'diag' and 'spherical': sparse-dense products
+# ---------------------------------------------------------------------------
+
+
+def _sparse_terms(weights, means, precisions_cholesky, covariance_type, reg_covar):
+    """Operands of the sparse kernel, uncentred (centring would densify X).
+
+    ``log pi_k + log N(x | mu_k, Sigma_k) = (x^2) @ (-p_k / 2) + x @ (p_k mu_k)
+    + b_k`` with ``b_k = log pi_k + sum_j (log p_kj - log 2 pi - p_kj mu_kj^2) /
+    2``: two sparse-dense products per chunk. ``'spherical'`` is ``'diag'``
+    with equal precisions.
+    """
+    model = _model(
+        weights, means, precisions_cholesky, covariance_type, reg_covar=reg_covar
+    )
+    n_components, n_features = model["means"].shape
+    precisions = np.asarray(precisions_cholesky, dtype=np.float64) ** 2
+    if covariance_type == "spherical":
+        precisions = np.repeat(precisions[:, np.newaxis], n_features, axis=1)
+    weighted = precisions * model["means"]
+    log_terms = 0.5 * (np.log(precisions) - _LOG_2PI - weighted * model["means"])
+    live = np.isfinite(model["log_weights"])
+    bias = log_terms.sum(axis=1) + np.where(live, model["log_weights"], 0.0)
+    # NumPy's pairwise sums: at most 16 + log2(d) roundings per term.
+    bias_error = _rounding_factor(16 + int(np.ceil(np.log2(n_features + 1)))) * (
+        np.abs(log_terms).sum(axis=1).max()
+    )
+    model.update(
+        square_operand=np.ascontiguousarray((-0.5 * precisions).T),
+        linear_operand=np.ascontiguousarray(weighted.T),
+        bias=np.where(live, bias, -np.inf),
+        live=live,
+        precisions=precisions,
+        precision_max=precisions.max(axis=0),
+        weighted_max=np.abs(weighted).max(axis=0),
+        bias_error=bias_error
+        + 2.0 * np.abs(np.where(live, bias, 0.0)).max() * (np.finfo(np.float64).eps),
+        dense_terms=_gaussian_terms(
+            model["means"],
+            precisions_cholesky,
+            covariance_type,
+            log_weights=model["log_weights"],
+        ),
+    )
+    return model
+
+
+def _sparse_log_prob(X, model):
+    """Weighted log-densities of a CSR chunk, exact as the dense kernel's.
+
+    Each row carries the bound ``gamma (|x|^2 @ p_max / 2 + |x| @ |p mu|_max)
+    + bias_error`` of its rounding error; the rows above ``_LOG_PROB_TOL`` are
+    densified and recomputed by the complete-data kernel (outliers included).
+    Returns ``(log_prob, offset, squares)``.
+    """
+    squares = X.copy()
+    np.square(squares.data, out=squares.data)
+    log_prob = squares @ model["square_operand"]
+    log_prob += X @ model["linear_operand"]
+    log_prob += model["bias"]
+    row_nnz = np.diff(X.indptr)
+    gamma = _rounding_factor(2 * (int(row_nnz.max()) if row_nnz.size else 0) + 2)
+    absolute = abs(X)
+    with np.errstate(over="ignore", invalid="ignore"):
+        error = (
+            gamma
+            * (
+                squares @ (0.5 * model["precision_max"])
+                + absolute @ model["weighted_max"]
+            )
+            + model["bias_error"]
+        )
+    suspect = np.flatnonzero(~(error <= _LOG_PROB_TOL) | ~np.isfinite(log_prob).any(1))
+    offset = None
+    if suspect.size:
+        dense_log_prob, dense_offset, _ = _log_prob_chunk(
+            X[suspect].toarray(), model["dense_terms"], window=np.inf
+        )
+        log_prob[suspect] = dense_log_prob
+        if dense_offset is not None:
+            offset = np.zeros(X.shape[0])
+            offset[suspect] = dense_offset
+    return log_prob, offset, squares
+
+
+def _sparse_row_floats(model):
+    """Floats per row held by a chunk of :func:`_sparse_log_prob` (3 (n, K))."""
+    return 3 * model["means"].shape[0]
+
+
+def _sparse_chunk_rows(model, n_features):
+    """Rows per chunk of the sparse E-step.
+
+    Beyond its ``O(nnz * K)`` products, a chunk writes two ``(K, d)`` sums; at
+    the default chunk size that would dominate for wide data (``d`` much larger
+    than the rows of a chunk). Chunks therefore hold at least ``d / 4`` rows,
+    up to 8 times the module's default budget of temporaries.
+    """
+    row_floats = _sparse_row_floats(model)
+    default = max(1, _CHUNK_FLOATS // row_floats)
+    ceiling = max(1, 8 * _CHUNK_FLOATS // row_floats)
+    return int(min(max(default, -(-n_features // 4)), ceiling))
+
+
+def _sparse_e_step(
+    X,
+    weights,
+    means,
+    precisions_cholesky,
+    covariance_type,
+    *,
+    reg_covar,
+    chunk_size,
+    prior=0.0,
+    first_moment=False,
+):
+    """:func:`somgen._mixture._e_step_statistics` for a CSR matrix, ``'diag'``
+    or ``'spherical'``.
+
+    The scatter comes from ``resp.T @ x^2`` and ``resp.T @ x`` (sparse-dense
+    products, ``O(nnz * K)`` per pass plus ``O(K * d)`` per chunk), expanded
+    about the origin; a component whose expansion may have lost accuracy
+    (the bound of :func:`somgen._mixture._soft_scatter`) is recomputed from
+    the densified rows it weighs. Returns the same tuple.
+    """
+    from somgen._mixture import _map_row_chunks
+
+    model = _sparse_terms(
+        weights, means, precisions_cholesky, covariance_type, reg_covar
+    )
+    n_samples, n_features = X.shape
+    n_components = model["means"].shape[0]
+    means = model["means"]
+    jitter = _log_weights(np.asarray(weights, dtype=np.float64)) - model["log_weights"]
+    jitter = np.where(np.isfinite(jitter), jitter, 0.0)
+    jitter_max = jitter.max()
+    exp_jitter = np.exp(jitter - jitter_max)
+
+    def statistics(rows):
+        chunk = X[rows]
+        resp, offset, squares = _sparse_log_prob(chunk, model)
+        log_norm = _normalise_rows(resp, offset)
+        objective = log_norm.sum()
+        log_likelihood = objective
+        if reg_covar > 0.0:
+            log_likelihood += (
+                jitter_max * log_norm.size + np.log(resp @ exp_jitter).sum()
+            )
+        nk = resp.sum(axis=0)
+        Q = (squares.T @ resp).T
+        S = (chunk.T @ resp).T
+        scatter = Q - means * (2.0 * S - nk[:, np.newaxis] * means)
+        radius = np.sqrt(Q) + np.sqrt(nk)[:, np.newaxis] * np.abs(means)
+        gamma = _rounding_factor(chunk.shape[0] + n_components)
+        share = prior * (chunk.shape[0] / n_samples)
+        with np.errstate(over="ignore"):
+            limit = _SCATTER_RTOL * (scatter + nk[:, np.newaxis] * reg_covar + share)
+        for k in np.flatnonzero(np.any(~(gamma * radius**2 <= limit), axis=1)):
+            active = np.flatnonzero(resp[:, k])
+            diff = chunk[active].toarray() - means[k]
+            scatter[k] = resp[active, k] @ diff**2
+        if covariance_type == "spherical":
+            scatter = scatter.mean(axis=1)
+        return objective, log_likelihood, nk, scatter, S - np.outer(nk, model["shift"])
+
+    def add(totals, chunk):
+        if totals is None:
+            totals = [
+                0.0,
+                0.0,
+                np.zeros(n_components),
+                _covariance_zeros(n_components, n_features, covariance_type),
+                np.zeros((n_components, n_features)),
+            ]
+        for t, value in enumerate(chunk):
+            totals[t] += value
+        return totals
+
+    if chunk_size is None:
+        chunk_size = _sparse_chunk_rows(model, n_features)
+    totals = _map_row_chunks(
+        statistics, n_samples, _sparse_row_floats(model), chunk_size, fold=add
+    )
+    if totals is None:
+        totals = add(None, ())
+    objective, log_likelihood, nk, scatter, U = totals
+    result = (objective, log_likelihood, nk, scatter)
+    if first_moment:
+        return (*result, U, model["shift"])
+    return result
+
+
+def _sparse_map(X, weights, means, precisions_cholesky, covariance_type, func):
+    """``func(log_prob, offset)`` for every CSR chunk of ``X``; the list of
+    results in chunk order."""
+    from somgen._mixture import _map_row_chunks
+
+    model = _sparse_terms(weights, means, precisions_cholesky, covariance_type, 0.0)
+
+    def task(rows):
+        log_prob, offset, _ = _sparse_log_prob(X[rows], model)
+        return func(log_prob, offset)
+
+    return _map_row_chunks(task, X.shape[0], _sparse_row_floats(model))
+
+
+def _sparse_score_samples(X, weights, means, precisions_cholesky, covariance_type):
+    """Log-density of each row of a CSR matrix (``'diag'``/``'spherical'``)."""
+    chunks = _sparse_map(
+        X, weights, means, precisions_cholesky, covariance_type, _logsumexp_rows
+    )
+    return np.concatenate(chunks) if chunks else np.zeros(0)
+
+
+def _sparse_predict(X, weights, means, precisions_cholesky, covariance_type):
+    """Most probable component of each row of a CSR matrix."""
+    chunks = _sparse_map(
+        X,
+        weights,
+        means,
+        precisions_cholesky,
+        covariance_type,
+        lambda log_prob, offset: log_prob.argmax(axis=1),
+    )
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.intp)
+
+
+def _sparse_label_statistics(X, labels, means):
+    """:func:`_label_statistics` of a CSR matrix in the ``'diag'`` layout, by
+    sparse products with the one-hot labels (``O(nnz)``, plus a direct
+    recomputation of the units whose expanded scatter may have lost accuracy)."""
+    n_samples, n_features = X.shape
+    n_components = means.shape[0]
+    one_hot = sparse.csr_matrix(
+        (np.ones(n_samples), (np.arange(n_samples), labels)),
+        shape=(n_samples, n_components),
+    )
+    squares = X.copy()
+    np.square(squares.data, out=squares.data)
+    nk = np.bincount(labels, minlength=n_components).astype(np.float64)
+    Q = (one_hot.T @ squares).toarray()
+    S = (one_hot.T @ X).toarray()
+    scatter = Q - means * (2.0 * S - nk[:, np.newaxis] * means)
+    radius = np.sqrt(Q) + np.sqrt(nk)[:, np.newaxis] * np.abs(means)
+    gamma = _rounding_factor(int(nk.max()) if nk.size else 1)
+    with np.errstate(over="ignore"):
+        bad = np.any(~(gamma * radius**2 <= _SCATTER_RTOL * scatter), axis=1)
+    for k in np.flatnonzero(bad & (nk > 0)):
+        members = np.flatnonzero(labels == k)
+        for part in _chunks(members.size, n_features):
+            diff = X[members[part]].toarray() - means[k]
+            scatter[k] = (scatter[k] if part.start else 0.0) + (diff**2).sum(axis=0)
+    return nk, scatter, np.full(n_features, float(n_samples))

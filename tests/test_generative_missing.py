@@ -331,3 +331,56 @@ def test_sparse_fit_never_densifies_the_data():
         tracemalloc.stop()
     assert np.all(np.isfinite(scores))
     assert peak < 0.25 * dense_bytes, (peak, dense_bytes)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+def test_sparse_e_step_equals_the_dense_e_step(covariance_type, offset):
+    # Sparse products expand about the origin: with values 1e6 away from it
+    # and a spread of 1, the rounding bound sends rows and units to the
+    # direct recomputation, and the statistics still match the dense ones.
+    from somgen._mixture_missing import (
+        _label_statistics,
+        _sparse_e_step,
+        _sparse_label_statistics,
+    )
+
+    rng = np.random.RandomState(0)
+    dense = (offset + rng.randn(120, 5)) * (rng.rand(120, 5) < 0.5)
+    dense[:, 0] = offset + rng.randn(120)  # one dense column
+    model = SOMGenerativeModel(
+        SelfOrganizingMap(2, 2, random_state=0),
+        covariance_type=covariance_type,
+        random_state=0,
+    ).fit(dense)
+    args = (model.weights_, model.means_, model.precisions_cholesky_, covariance_type)
+    options = {"reg_covar": 1e-6, "first_moment": True, "prior": 0.5}
+    expected = _e_step_statistics(dense, *args, chunk_size=None, **options)
+    got = _sparse_e_step(sparse.csr_matrix(dense), *args, chunk_size=17, **options)
+    for a, b in zip(got, expected, strict=True):
+        assert_allclose(a, b, rtol=1e-9, atol=1e-9 * max(1.0, offset))
+    labels = model.predict(dense)
+    for a, b in zip(
+        _sparse_label_statistics(sparse.csr_matrix(dense), labels, model.means_),
+        _label_statistics(dense, labels, model.means_, "diag"),
+        strict=True,
+    ):
+        assert_allclose(a, b, rtol=1e-9)
+    assert_allclose(
+        model.score_samples(sparse.csr_matrix(dense)),
+        model.score_samples(dense),
+        rtol=1e-12,
+        atol=1e-9,
+    )
+
+
+def test_sparse_scores_of_far_away_rows_match_the_dense_ones():
+    rng = np.random.RandomState(0)
+    dense = rng.randn(200, 4) * (rng.rand(200, 4) < 0.5)
+    model = SOMGenerativeModel(SelfOrganizingMap(2, 2), random_state=0).fit(dense)
+    far = np.array([[1e200, 0.0, 0.0, 0.0], [0.0, -1e150, 0.0, 3.0]])
+    got = model.score_samples(sparse.csr_matrix(far))
+    assert_array_equal(got, model.score_samples(far))
+    assert_array_equal(
+        model.predict(sparse.csr_matrix(far)), model.predict_proba(far).argmax(axis=1)
+    )
