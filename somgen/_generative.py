@@ -289,10 +289,11 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
     :meth:`impute` and :meth:`sample_conditional` use the marginal of the
     observed entries. ``'diag'`` and ``'spherical'`` handle every missingness
     pattern in one matrix product per chunk; ``'full'`` and ``'tied'`` work
-    pattern by pattern. CSR and CSC input is read by densified chunks of rows
-    (memory O(chunk x (n_features + n_units))), equal to the dense fit to
-    rounding; :meth:`predict_proba` refuses it (dense output; pass dense
-    chunks).
+    pattern by pattern. CSR and CSC input is never densified whole and gives
+    the dense fit to rounding: ``'diag'`` and ``'spherical'`` use sparse-dense
+    products (O(nnz x n_units) per pass), ``'full'`` and ``'tied'`` densified
+    chunks of rows; :meth:`predict_proba` refuses it (dense output; pass
+    dense chunks).
 
     Examples
     --------
