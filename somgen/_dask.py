@@ -72,6 +72,7 @@ from somgen._bmu import (
     _pow2_scale,
     _search_chunk,
 )
+from somgen._discrete import _MAX_LEVELS, _MIN_ROWS_PER_LEVEL
 from somgen._initialization import (
     _blocks,
     _data_sized_units,
@@ -895,7 +896,10 @@ def _block_validated_sums(block, name):
             "values only. Fit in memory (a NumPy array), where NaN are handled "
             "by EM with missing data, or impute the dask data first."
         )
-    return X.shape[0], X.sum(axis=0)
+    # Up to _MAX_LEVELS + 1 distinct values per column: enough to tell the
+    # columns that "auto" would dequantize in memory.
+    levels = [np.unique(column)[: _MAX_LEVELS + 1] for column in X.T]
+    return X.shape[0], X.sum(axis=0), levels
 
 
 def _block_label_statistics(block, som, means, covariance_type):
@@ -1092,6 +1096,35 @@ def _sized_grid(data, lengths, column_sums):
     return _grid_shape(n_units, variances)
 
 
+def _check_no_discrete(model, parts, n_samples, n_features):
+    """Raise if the in-memory fit would dequantize columns (not implemented
+    for Dask input), from the blocks' distinct values."""
+    discrete = model.discrete_features
+    if discrete is None:
+        return
+    if not isinstance(discrete, str):
+        if np.asarray(discrete).size and np.asarray(discrete).dtype != bool:
+            found = np.unique(np.asarray(discrete)).tolist()
+        else:
+            found = np.flatnonzero(np.asarray(discrete, dtype=bool)).tolist()
+    else:
+        found = []
+        for j in range(n_features):
+            values = np.unique(np.concatenate([p[2][j] for p in parts]))
+            if (
+                2 <= values.size <= _MAX_LEVELS
+                and n_samples >= _MIN_ROWS_PER_LEVEL * values.size
+            ):
+                found.append(j)
+    if found:
+        raise ValueError(
+            f"Columns {found} are discrete (few distinct values): the in-memory "
+            "fit dequantizes them (discrete_features), which the Dask fit does "
+            "not implement. Pass discrete_features=None to treat them as "
+            "continuous, or fit in memory."
+        )
+
+
 def _generative_fit(model, X):
     """``SOMGenerativeModel.fit`` on a Dask collection.
 
@@ -1131,6 +1164,7 @@ def _generative_fit(model, X):
         column_sums = np.zeros(data.n_features)
         for p in parts:  # block order
             column_sums = column_sums + p[1]
+        _check_no_discrete(model, parts, n_samples, data.n_features)
         # The validated float64 data, with the row counts now known.
         array = data.array
         if array.dtype != np.float64:

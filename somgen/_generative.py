@@ -15,6 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from somgen import _dask
+from somgen._discrete import _dequantize, _resolve_discrete, _round_to_levels
 from somgen._initialization import _data_sized_grid
 from somgen._latent import (
     LATENT_BANDWIDTHS,
@@ -171,8 +172,27 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
     reg_covar : float, default=1e-6
         Non-negative regularisation added to the diagonal of every covariance.
 
+    discrete_features : "auto", array-like of int or bool, or None, \
+            default="auto"
+        Columns that take a few distinct values (binary flags, counts, ratings).
+        They have no density: a mixture fitted on them as they are puts
+        components of vanishing variance on the values, and its likelihood then
+        rewards those spikes. These columns are instead *dequantized* for the
+        fit: each value is spread uniformly over its cell (the interval between
+        the midpoints to the neighbouring values), so the model is a density of
+        the dequantized data, whose value at ``v`` times the cell width
+        approximates the probability of ``v``; :meth:`sample` and
+        :meth:`sample_conditional` round those columns back to the data's
+        values (:meth:`impute` returns the conditional mean, not rounded).
+        ``"auto"`` takes the columns whose observed training values take 2 to
+        10 distinct values, with at least 5 rows per value; column indices or
+        a boolean mask name them; None treats every column as continuous.
+        Dense input only (sparse input is taken as continuous with ``"auto"``;
+        a Dask fit raises if discrete columns are found).
+
     random_state : int, RandomState instance or None, default=None
-        Seeds the dequantization noise of ``latent_density``, the folds of
+        Seeds the dequantization noise of the discrete features and of
+        ``latent_density``, the folds of
         ``latent_density="auto"`` and the draws of
         :meth:`sample` (unless ``sample`` gets its own ``random_state``). With
         ``som=None`` it also seeds the default map, but that map (batch training
@@ -240,6 +260,12 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         decreasing; empty when ``refine=None``). A
         :class:`~sklearn.exceptions.ConvergenceWarning` is raised when EM stops
         at ``max_iter`` before converging.
+
+    discrete_features_ : ndarray of int
+        Indices of the columns treated as discrete (dequantized).
+
+    discrete_levels_ : list of ndarray
+        The distinct training values of each of those columns, sorted.
 
     n_features_in_ : int
         Number of features seen during :term:`fit`.
@@ -331,6 +357,7 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "reg_covar": [Interval(Real, 0, None, closed="left")],
+        "discrete_features": [StrOptions({"auto"}), "array-like", None],
         "random_state": ["random_state"],
     }
 
@@ -347,6 +374,7 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         max_iter=100,
         tol=1e-3,
         reg_covar=1e-6,
+        discrete_features="auto",
         random_state=None,
     ):
         self.som = som
@@ -359,6 +387,7 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         self.max_iter = max_iter
         self.tol = tol
         self.reg_covar = reg_covar
+        self.discrete_features = discrete_features
         self.random_state = random_state
 
     def set_params(self, **params):
@@ -648,11 +677,30 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
             )
         )
         random_state = check_random_state(self.random_state)
+        discrete = (np.zeros(0, dtype=np.intp), [])
+        if sparse.issparse(X):
+            if not (
+                self.discrete_features is None
+                or isinstance(self.discrete_features, str)
+            ):
+                raise ValueError(
+                    "discrete_features needs dense input: the dequantization "
+                    "noise would fill the sparse matrix. Pass "
+                    "discrete_features=None or 'auto' (sparse input is then "
+                    "taken as continuous), or dense data."
+                )
+        else:
+            discrete = _resolve_discrete(X, self.discrete_features)
+            if discrete[0].size:
+                noise = np.random.RandomState(
+                    random_state.randint(np.iinfo(np.int32).max)
+                )
+                X = _dequantize(X, *discrete, noise)
         som = self._fit_map(X, random_state)
         units = np.asarray(som.predict(X))
-        return self._fit_from_map(X, som, units, random_state)
+        return self._fit_from_map(X, som, units, random_state, discrete=discrete)
 
-    def _fit_from_map(self, X, som, units, random_state, passes=None):
+    def _fit_from_map(self, X, som, units, random_state, passes=None, discrete=None):
         """Everything after the map: weights, covariances, EM, attributes.
 
         ``X`` is the validated data, ``units`` the map's best-matching units
@@ -730,6 +778,9 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         self.covariances_ = np.ascontiguousarray(covariances)
         self.precisions_cholesky_ = np.ascontiguousarray(precisions_cholesky)
         self.topographic_error_ = _topographic_error(X, means, grid)
+        if discrete is None:
+            discrete = (np.zeros(0, dtype=np.intp), [])
+        self.discrete_features_, self.discrete_levels_ = discrete
         return self
 
     # ---------------------------------------------------------------- inference
@@ -928,7 +979,7 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         rng = check_random_state(
             self.random_state if random_state is None else random_state
         )
-        X, unit_indices = _sample(
+        X_sampled, unit_indices = _sample(
             rng,
             int(n_samples),
             self.weights_,
@@ -937,7 +988,8 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
             self.covariance_type,
             units=units,
         )
-        return self._wrap_output(X), unit_indices
+        self._round_discrete(X_sampled)
+        return self._wrap_output(X_sampled), unit_indices
 
     def impute(self, X):
         """Fill missing entries (NaN) with their conditional mean.
@@ -1052,7 +1104,7 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         rng = check_random_state(
             self.random_state if random_state is None else random_state
         )
-        return _conditional_sample(
+        draws = _conditional_sample(
             rng,
             X,
             int(n_draws),
@@ -1062,6 +1114,19 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
             self.covariance_type,
             precisions_cholesky=self.precisions_cholesky_,
         )
+        # Round the drawn entries of discrete columns (observed ones stay).
+        missing = np.isnan(X)
+        for draw in draws:
+            rounded = self._round_discrete(draw.copy())
+            draw[missing] = rounded[missing]
+        return draws
+
+    def _round_discrete(self, X):
+        """Round, in place, the discrete columns of ``X`` to their values."""
+        indices = getattr(self, "discrete_features_", ())
+        if len(indices):
+            _round_to_levels(X, indices, self.discrete_levels_)
+        return X
 
     # ------------------------------------------------------------ output format
     def set_output(self, *, transform=None):
