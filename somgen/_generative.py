@@ -519,7 +519,11 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
             weights = _dirichlet_weights(hits, self.weight_concentration)
         if self.refine == "em":
             stiffness = _absolute_stiffness(
-                self.mean_stiffness, X.shape[0], covariance_prior, means.shape[0]
+                self.mean_stiffness,
+                X.shape[0],
+                covariance_prior,
+                means.shape[0],
+                reg_covar=self.reg_covar,
             )
             result = _pinned_em(
                 X,

@@ -1527,18 +1527,26 @@ def _scott_target(total, n_samples, covariance_type):
     return factor * total
 
 
-def _absolute_stiffness(stiffness, n_samples, covariance_prior, n_components):
+def _absolute_stiffness(
+    stiffness, n_samples, covariance_prior, n_components, reg_covar=0.0
+):
     """The anchored prior's ``lambda`` from the dimensionless ``mean_stiffness``.
 
     ``lambda = stiffness * (n / K) / v`` with ``v`` the mean variance of the
-    pooled target: the prior's pull between neighbours then compares with the
-    data's pull on a unit holding ``n / K`` samples (precision ``(n / K) / v``),
-    so one value suits data of any size and scale. ``inf`` and ``0`` stay.
+    pooled target plus ``reg_covar`` (the floor of every component's
+    variance): the prior's pull between neighbours then compares with the
+    data's pull on a unit holding ``n / K`` samples (precision ``(n / K) /
+    v``), so one value suits data of any size and scale. With ``reg_covar``,
+    a target of zero (samples equal to their prototypes, e.g. a column with
+    few values) cannot make ``lambda`` outweigh the data's pull by orders of
+    magnitude, which left the common shift of the means to rounding noise.
+    ``inf`` and ``0`` stay.
     """
     if not 0.0 < stiffness < np.inf:
         return float(stiffness)
     prior = np.asarray(covariance_prior, dtype=np.float64)
     variance = float(np.mean(np.diag(prior) if prior.ndim == 2 else prior))
+    variance += reg_covar
     tiny = np.finfo(np.float64).tiny
     with np.errstate(over="ignore"):
         return float(stiffness * (n_samples / n_components) / max(variance, tiny))

@@ -689,6 +689,20 @@ def test_absolute_stiffness_scales_with_samples_per_unit_and_variance():
     assert _absolute_stiffness(0.5, 40, 2.0, 8) == pytest.approx(0.5 * 5 / 2.0)
     assert _absolute_stiffness(np.inf, 40, 2.0, 8) == np.inf
     assert _absolute_stiffness(0.0, 40, 2.0, 8) == 0.0
+    # reg_covar floors the variance: a zero target gives a finite lambda.
+    assert _absolute_stiffness(1.0, 40, 0.0, 8, reg_covar=1e-6) == pytest.approx(5e6)
+    assert _absolute_stiffness(1.0, 40, 2.0, 8, reg_covar=1.0) == pytest.approx(5 / 3)
+
+
+def test_default_model_on_data_equal_to_their_prototypes_keeps_its_means():
+    # Two distinct values only: every sample equals its unit's prototype and
+    # the pooled target is ~1e-30. lambda was then ~1e31 times the data's
+    # pull, and rounding noise shifted all the means by 1e5 (density 1e-6).
+    rng = np.random.RandomState(0)
+    flags = (rng.uniform(size=(1000, 1)) < 0.3).astype(float)
+    model = SOMGenerativeModel(discrete_features=None, random_state=0).fit(flags)
+    assert np.all(np.abs(model.means_) <= 1.0 + 1e-6)
+    assert np.all(np.exp(model.score_samples([[0.0], [1.0]])) > 10)
 
 
 # ---------------------------------------------------------------------------
