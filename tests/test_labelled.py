@@ -13,7 +13,7 @@ from sklearn.datasets import make_blobs, make_classification
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from somgen import SelfOrganizingMap, SOMClassConditionalModel, SOMOverSampler
-from somgen._labelled import _sampling_strategy_counts
+from somgen._labelled import _AnchoredDraws, _sampling_strategy_counts
 
 # imbalanced-learn is in the test extra: its integration is tested, never skipped
 # (the fallback without it runs in a subprocess that hides it).
@@ -338,6 +338,7 @@ def test_som_over_sampler_never_copies_and_reports_dcr():
 
 @pytest.mark.parametrize("min_posterior", [None, 0.5])
 def test_som_over_sampler_redraws_exact_copies(monkeypatch, min_posterior):
+    # locality=0: the model's own draws (_sample_classes) are the ones patched.
     X, y = _imbalanced(200)
     minority = np.flatnonzero(y == 1)
     original = SOMClassConditionalModel._sample_classes
@@ -354,7 +355,10 @@ def test_som_over_sampler_redraws_exact_copies(monkeypatch, min_posterior):
 
     monkeypatch.setattr(SOMClassConditionalModel, "_sample_classes", copies_then_model)
     sampler = SOMOverSampler(
-        som=SelfOrganizingMap(3, 3), min_posterior=min_posterior, random_state=0
+        som=SelfOrganizingMap(3, 3),
+        min_posterior=min_posterior,
+        locality=0.0,
+        random_state=0,
     )
     X_res, _ = sampler.fit_resample(X, y)
     assert len(calls) >= 2  # the copies were rejected and drawn again
@@ -362,10 +366,120 @@ def test_som_over_sampler_redraws_exact_copies(monkeypatch, min_posterior):
     assert not any(row.tobytes() in train for row in X_res[X.shape[0] :])
 
 
-@pytest.mark.parametrize("min_posterior", [0.5, 0.95])
-def test_som_over_sampler_min_posterior_truncates(min_posterior):
+def test_som_over_sampler_redraws_exact_copies_anchored(monkeypatch):
+    # Default locality > 0: the anchored draws are patched to return training
+    # rows in their first round; those are rejected and drawn again.
+    X, y = _imbalanced(200)
+    minority = np.flatnonzero(y == 1)
+    original = _AnchoredDraws.draw
+    calls = []
+
+    def copies_then_model(self, n_samples, rng):
+        X_draw = original(self, n_samples, rng)
+        if not calls:
+            half = n_samples // 2
+            X_draw[:half] = X[rng.choice(minority, size=half)]
+        calls.append(n_samples)
+        return X_draw
+
+    monkeypatch.setattr(_AnchoredDraws, "draw", copies_then_model)
+    sampler = SOMOverSampler(
+        som=SelfOrganizingMap(3, 3), min_posterior=None, random_state=0
+    )
+    X_res, _ = sampler.fit_resample(X, y)
+    assert len(calls) >= 2
+    train = {row.tobytes() for row in X}
+    assert not any(row.tobytes() in train for row in X_res[X.shape[0] :])
+
+
+@pytest.mark.parametrize("locality", [0.5, 0.9])
+def test_som_over_sampler_locality_moments(locality):
+    # One unit: a new row is w + a (x_i - w) + sqrt(1 - a^2) e, e ~ N(0, Sigma_c),
+    # x_i a uniformly drawn minority row, so the new rows have mean
+    # w + a (mean_c - w) and covariance a^2 Cov(X_c) + (1 - a^2) Sigma_c.
+    rng = np.random.RandomState(0)
+    y = np.repeat([0, 1], [250, 50])
+    X = rng.normal(size=(300, 2)) * [1.0, 0.5]
+    X[y == 1] += [4.0, 1.0]
+    sampler = SOMOverSampler(
+        sampling_strategy={1: 40050},
+        som=SelfOrganizingMap(1, 1),
+        min_posterior=None,
+        locality=locality,
+        random_state=0,
+    )
+    X_res, _ = sampler.fit_resample(X, y)
+    X_new = X_res[300:]
+    model = sampler.model_
+    w = model.means_[0]
+    X_c = X[y == 1]
+    sigma_c = np.diag(model.class_covariances_[1, 0])
+    expected_mean = w + locality * (X_c.mean(axis=0) - w)
+    assert_allclose(X_new.mean(axis=0), expected_mean, atol=0.05)
+    a2 = locality**2
+    expected_cov = a2 * np.cov(X_c.T, bias=True) + (1 - a2) * sigma_c
+    assert_allclose(np.cov(X_new.T), expected_cov, rtol=0.1, atol=0.05)
+    # The model's own draws (locality=0) are centred on the shared prototype.
+    X_free = sampler.set_params(locality=0.0).fit_resample(X, y)[0][300:]
+    assert_allclose(X_free.mean(axis=0), w, atol=0.1)
+
+
+def test_som_over_sampler_locality_moves_rows_toward_data():
     X, y = _imbalanced(400)
-    sampler = SOMOverSampler(min_posterior=min_posterior, random_state=0)
+    dcr = {}
+    for locality in [0.0, 0.9, 0.99]:
+        sampler = SOMOverSampler(
+            som=SelfOrganizingMap(4, 4),
+            min_posterior=None,
+            locality=locality,
+            random_state=0,
+        )
+        X_res, _ = sampler.fit_resample(X, y)
+        train = {row.tobytes() for row in X}
+        assert not any(row.tobytes() in train for row in X_res[X.shape[0] :])
+        dcr[locality] = sampler.dcr_ratio_
+    # Near 1 the new rows approach the anchors (not monotone for small a: the
+    # unit noise then dominates either way).
+    assert dcr[0.99] < dcr[0.9] < dcr[0.0]
+    assert dcr[0.99] < 0.5 * dcr[0.0]
+
+
+def test_som_over_sampler_locality_none_is_zero():
+    X, y = _imbalanced(200)
+    kwargs = dict(som=SelfOrganizingMap(3, 3), min_posterior=0.5, random_state=0)
+    a = SOMOverSampler(locality=None, **kwargs).fit_resample(X, y)[0]
+    b = SOMOverSampler(locality=0.0, **kwargs).fit_resample(X, y)[0]
+    c = SOMOverSampler(locality=0.8, **kwargs).fit_resample(X, y)[0]
+    assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("locality", [1.0, -0.1, 2, "near"])
+def test_som_over_sampler_bad_locality(locality):
+    X, y = _imbalanced(100)
+    sampler = SOMOverSampler(
+        som=SelfOrganizingMap(2, 2), locality=locality, random_state=0
+    )
+    with pytest.raises(ValueError, match="locality"):
+        sampler.fit_resample(X, y)
+
+
+def test_som_over_sampler_defaults():
+    # Chosen by cross-validation outside the benchmark (see the docstring).
+    params = SOMOverSampler().get_params()
+    assert params["locality"] == 0.8
+    assert params["min_posterior"] == 0.9
+    assert params["som"] is None
+    assert params["covariance_type"] == "diag"
+
+
+@pytest.mark.parametrize("locality", [0.0, 0.8])
+@pytest.mark.parametrize("min_posterior", [0.5, 0.95])
+def test_som_over_sampler_min_posterior_truncates(min_posterior, locality):
+    X, y = _imbalanced(400)
+    sampler = SOMOverSampler(
+        min_posterior=min_posterior, locality=locality, random_state=0
+    )
     X_res, y_res = sampler.fit_resample(X, y)
     X_new = X_res[X.shape[0] :]
     assert_array_equal(y_res[X.shape[0] :], 1)
