@@ -1616,6 +1616,27 @@ def _change(new_terms, old_terms):
     )
 
 
+def _jitter_log_likelihood(resp, jitter):
+    """``sum_i log sum_k resp_ik exp(jitter_k)``: what turns the penalised
+    log-normalisers of the E-step back into the plain log-likelihood.
+
+    One matrix-vector product; rows where it underflows (the components that
+    hold a row's responsibility have ``jitter`` far below the largest, e.g.
+    units with huge precisions) are recomputed by a log-sum-exp.
+    """
+    jitter_max = jitter.max()
+    sums = resp @ np.exp(jitter - jitter_max)
+    with np.errstate(divide="ignore"):
+        logs = np.log(sums)
+    bad = np.flatnonzero(~np.isfinite(logs))
+    if bad.size:
+        with np.errstate(divide="ignore"):
+            terms = np.log(resp[bad]) + (jitter - jitter_max)
+        top = terms.max(axis=1, keepdims=True)
+        logs[bad] = top[:, 0] + np.log(np.exp(terms - top).sum(axis=1))
+    return jitter_max * resp.shape[0] + logs.sum()
+
+
 def _e_step_statistics(
     X,
     weights,
@@ -1642,8 +1663,6 @@ def _e_step_statistics(
     # Per-component log-factor r / 2 * tr(Sigma_k^{-1}) of the objective.
     trace = _precision_trace(precisions_cholesky, covariance_type, n_features)
     jitter = np.broadcast_to(0.5 * reg_covar * trace, (n_components,))
-    jitter_max = jitter.max()
-    exp_jitter = np.exp(jitter - jitter_max)
     terms = _gaussian_terms(
         means,
         precisions_cholesky,
@@ -1657,9 +1676,7 @@ def _e_step_statistics(
         log_likelihood = objective
         if reg_covar > 0.0:
             # log sum_k pi_k N_k = log_norm + log sum_k resp_k exp(jitter_k).
-            log_likelihood += (
-                jitter_max * log_norm.size + np.log(resp @ exp_jitter).sum()
-            )
+            log_likelihood += _jitter_log_likelihood(resp, jitter)
         moments = _soft_scatter(
             X[rows],
             resp,

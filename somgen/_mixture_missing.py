@@ -54,6 +54,7 @@ from somgen._mixture import (
     _covariance_zeros,
     _e_step_statistics,
     _gaussian_terms,
+    _jitter_log_likelihood,
     _log_det_precision_cholesky,
     _log_prob_chunk,
     _log_weights,
@@ -446,8 +447,6 @@ def _missing_e_step(
     # log sum_k pi_k N_k = log_norm + log sum_k resp_k exp(jitter_k).
     jitter = _log_weights(np.asarray(weights, dtype=np.float64)) - model["log_weights"]
     jitter = np.where(np.isfinite(jitter), jitter, 0.0)
-    jitter_max = jitter.max()
-    exp_jitter = np.exp(jitter - jitter_max)
     with _single_threaded_blas():
         for rows, log_prob, offset, block in _incomplete_blocks(
             X, incomplete, model, chunk_size
@@ -457,9 +456,7 @@ def _missing_e_step(
             objective += log_norm.sum()
             log_likelihood += log_norm.sum()
             if reg_covar > 0.0:
-                log_likelihood += (
-                    jitter_max * log_norm.size + np.log(resp @ exp_jitter).sum()
-                )
+                log_likelihood += _jitter_log_likelihood(resp, jitter)
             share = prior * rows.size / n_samples
             moments = _incomplete_moments(block, resp, model, reg_covar, share)
             nk += moments[0]
@@ -726,9 +723,13 @@ def _sparse_log_prob(X, model):
     """Weighted log-densities of a CSR chunk, exact as the dense kernel's.
 
     Each row carries the bound ``gamma (|x|^2 @ p_max / 2 + |x| @ |p mu|_max)
-    + bias_error`` of its rounding error; the rows above ``_LOG_PROB_TOL`` are
-    densified and recomputed by the complete-data kernel (outliers included).
-    Returns ``(log_prob, offset, squares)``.
+    + bias_error`` of its rounding error. Rows above ``_LOG_PROB_TOL`` get
+    the bound of each entry (``p_k`` and ``|p_k mu_k|`` in place of the
+    maxima: two more sparse products on those rows only), and only the
+    entries within ``_NEGLIGIBLE_NATS`` of the row's best can matter: rows with
+    such an entry above the tolerance are densified and recomputed by the
+    complete-data kernel (outliers included). Returns ``(log_prob, offset,
+    squares)``.
     """
     squares = X.copy()
     np.square(squares.data, out=squares.data)
@@ -747,7 +748,23 @@ def _sparse_log_prob(X, model):
             )
             + model["bias_error"]
         )
-    suspect = np.flatnonzero(~(error <= _LOG_PROB_TOL) | ~np.isfinite(log_prob).any(1))
+    suspect = np.flatnonzero(~(error <= _LOG_PROB_TOL))
+    if suspect.size:
+        with np.errstate(over="ignore", invalid="ignore"):
+            entry_error = (
+                gamma
+                * (
+                    squares[suspect] @ (-model["square_operand"])
+                    + absolute[suspect] @ np.abs(model["linear_operand"])
+                )
+                + model["bias_error"]
+            )
+            approx = log_prob[suspect]
+            lower = np.max(approx - entry_error, axis=1, keepdims=True)
+            matter = approx + entry_error >= lower - _NEGLIGIBLE_NATS
+            inexact = np.any(matter & ~(entry_error <= _LOG_PROB_TOL), axis=1)
+            finite = np.isfinite(approx).any(axis=1) & np.isfinite(lower[:, 0])
+        suspect = suspect[inexact | ~finite]
     offset = None
     if suspect.size:
         dense_log_prob, dense_offset, _ = _log_prob_chunk(
@@ -810,8 +827,6 @@ def _sparse_e_step(
     means = model["means"]
     jitter = _log_weights(np.asarray(weights, dtype=np.float64)) - model["log_weights"]
     jitter = np.where(np.isfinite(jitter), jitter, 0.0)
-    jitter_max = jitter.max()
-    exp_jitter = np.exp(jitter - jitter_max)
 
     def statistics(rows):
         chunk = X[rows]
@@ -820,9 +835,7 @@ def _sparse_e_step(
         objective = log_norm.sum()
         log_likelihood = objective
         if reg_covar > 0.0:
-            log_likelihood += (
-                jitter_max * log_norm.size + np.log(resp @ exp_jitter).sum()
-            )
+            log_likelihood += _jitter_log_likelihood(resp, jitter)
         nk = resp.sum(axis=0)
         Q = (squares.T @ resp).T
         S = (chunk.T @ resp).T

@@ -384,3 +384,20 @@ def test_sparse_scores_of_far_away_rows_match_the_dense_ones():
     assert_array_equal(
         model.predict(sparse.csr_matrix(far)), model.predict_proba(far).argmax(axis=1)
     )
+
+
+def test_plain_log_likelihood_survives_huge_jitter_differences():
+    # Units with huge precisions (tiny variances on many features) have
+    # jitters r/2 tr(Sigma^-1) thousands of nats apart; the matrix-vector
+    # form underflowed to log(0) = -inf for rows held by the small ones.
+    from somgen._mixture import _jitter_log_likelihood
+
+    jitter = np.array([0.0, 2500.0, 3.0])
+    resp = np.array([[1.0, 0.0, 0.0], [0.5, 0.0, 0.5], [0.0, 1.0, 0.0]])
+    expected = sum(
+        logsumexp(np.log(np.where(r > 0, r, 1.0)) + jitter, b=(r > 0)) for r in resp
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _jitter_log_likelihood(resp, jitter)
+    assert got == pytest.approx(expected, rel=1e-14)
