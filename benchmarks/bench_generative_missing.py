@@ -22,11 +22,12 @@
    0.2 %: Zipf-like column popularity, values 1 + Poisson(1)) fitted by
    ``SOMGenerativeModel(SelfOrganizingMap(10, 10), max_iter=10,
    discrete_features=None)`` as CSR and as a dense array (``"auto"`` would
-   dequantize the dense counts and take the sparse ones as continuous): time ratio, traced peak memory of each fit
-   (``tracemalloc``) against the size of the dense matrix, and the largest
-   relative difference of the fitted means and held-out scores. Then the
-   SelfOrganizingMap benchmark's 200,000 x 20,000 matrix at 0.1 % (30.5 GB
-   dense) fitted as CSR only (same model): time and traced peak.
+   dequantize the dense counts and take the sparse ones as continuous): time
+   ratio, traced peak memory of each fit (``tracemalloc``) against the size of
+   the dense matrix, and the largest relative difference of the fitted means
+   and held-out scores. Then the SelfOrganizingMap benchmark's 200,000 x
+   20,000 matrix at 0.1 % (30.5 GB dense) fitted as CSR only (same model):
+   time and traced peak.
 
 Usage::
 

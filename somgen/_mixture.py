@@ -1041,30 +1041,38 @@ def _check_labels(labels, n_components):
 
 
 def _scatter_from_labels(X, labels, means, covariance_type):
-    """Sufficient statistics for hard assignments, without an (n, K) matrix."""
+    """Sufficient statistics for hard assignments, without an (n, K) matrix.
+
+    By the module's row chunks (memory ``O(chunk * n_features)``, no copy of
+    ``X``); within a chunk the residuals are sorted by label and summed per
+    component.
+    """
     n_components, n_features = means.shape
     _check_labels(labels, n_components)
-    counts = np.bincount(labels, minlength=n_components)
-    nk = counts.astype(np.float64)
-    diff = X - means[labels]
-    if covariance_type == "tied":
-        return nk, diff.T @ diff
-
-    order = np.argsort(labels, kind="stable")
-    diff = diff[order]
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    occupied = np.flatnonzero(counts)
-    if covariance_type == "full":
-        scatter = np.zeros((n_components, n_features, n_features))
-        for k in occupied:
-            block = diff[starts[k] : starts[k] + counts[k]]
-            scatter[k] = block.T @ block
-        return nk, scatter
-
-    scatter = np.zeros((n_components, n_features))
-    if occupied.size:
-        # Occupied groups have strictly increasing starts: reduceat sums each one.
-        scatter[occupied] = np.add.reduceat(diff * diff, starts[occupied], axis=0)
+    nk = np.bincount(labels, minlength=n_components).astype(np.float64)
+    layout = "diag" if covariance_type == "spherical" else covariance_type
+    scatter = _covariance_zeros(n_components, n_features, layout)
+    for rows in _chunks(X.shape[0], 2 * n_features):
+        chunk_labels = labels[rows]
+        diff = X[rows] - means[chunk_labels]
+        if layout == "tied":
+            scatter += diff.T @ diff
+            continue
+        order = np.argsort(chunk_labels, kind="stable")
+        diff = diff[order]
+        sorted_labels = chunk_labels[order]
+        starts = np.flatnonzero(np.diff(sorted_labels, prepend=-1))
+        if starts.size == 0:
+            continue
+        components = sorted_labels[starts]
+        if layout == "full":
+            ends = np.append(starts[1:], sorted_labels.size)
+            for k, start, end in zip(components, starts, ends, strict=True):
+                block = diff[start:end]
+                scatter[k] += block.T @ block
+        else:
+            # Groups have strictly increasing starts: reduceat sums each one.
+            scatter[components] += np.add.reduceat(diff * diff, starts, axis=0)
     if covariance_type == "spherical":
         scatter = scatter.mean(axis=1)
     return nk, scatter
