@@ -694,6 +694,7 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
                     "taken as continuous), or dense data."
                 )
         else:
+            _check_observed_features(X, getattr(self, "feature_names_in_", None))
             discrete = _resolve_discrete(X, self.discrete_features)
             if discrete[0].size:
                 noise = np.random.RandomState(
@@ -1283,3 +1284,19 @@ def _topographic_error(X, means, grid):
         if X.shape[0] == 0:
             return float("nan")
     return float(topographic_error(X, means, **grid))
+
+
+def _check_observed_features(X, feature_names=None):
+    """Raise if a feature of dense training data holds only NaN (before the
+    map is sized from the data's means, which would be undefined)."""
+    if X.size == 0 or not np.isnan(np.min(X)):
+        return
+    never = np.flatnonzero(np.all(np.isnan(X), axis=0))[:10].tolist()
+    if never:
+        if feature_names is not None:
+            never = [f"{j} ({feature_names[j]!r})" for j in never]
+        raise ValueError(
+            f"Input X has no observed value in feature(s) {never} "
+            "(only NaN): a feature never observed cannot be learned. Drop it "
+            "or provide at least one value."
+        )

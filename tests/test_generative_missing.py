@@ -401,3 +401,34 @@ def test_plain_log_likelihood_survives_huge_jitter_differences():
         warnings.simplefilter("error")
         got = _jitter_log_likelihood(resp, jitter)
     assert got == pytest.approx(expected, rel=1e-14)
+
+
+def test_bad_missing_value_inputs_give_clear_errors_and_keep_the_model():
+    X, X_missing = _data()
+    model = _fit(X_missing, "diag")
+    before = model.means_.copy()
+    never = X_missing.copy()
+    never[:, 1] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning on the way
+        with pytest.raises(
+            ValueError, match=r"no observed value in feature\(s\) \[1\]"
+        ):
+            model.fit(never)
+    assert_array_equal(model.means_, before)
+    inf = X_missing.copy()
+    inf[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        model.fit(inf)
+    with pytest.raises(ValueError, match="infinity"):
+        model.score_samples(inf)
+    # A row with nothing observed is accepted (its marginal density is 1): the
+    # map warns, EM leaves it with the prior posterior.
+    empty_row = X_missing.copy()
+    empty_row[3] = np.nan
+    with pytest.warns(UserWarning, match="no observed value"):
+        refit = SOMGenerativeModel(
+            SelfOrganizingMap(2, 3, random_state=0), random_state=0
+        ).fit(empty_row)
+    assert np.all(np.diff(refit.lower_bounds_) >= -1e-10)
+    assert refit.score_samples(empty_row[3:4])[0] == pytest.approx(0.0, abs=1e-12)
