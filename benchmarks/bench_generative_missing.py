@@ -48,7 +48,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
 from sklearn.datasets import load_breast_cancer, load_digits, make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import KNNImputer, SimpleImputer
@@ -64,6 +63,11 @@ except ImportError:  # running from a checkout without installing the package
 from somgen import SelfOrganizingMap, SOMGenerativeModel
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+# The data generators of the SelfOrganizingMap benchmark (same MCAR masks and
+# bag of words).
+from bench_missing_sparse import _bag_of_words, _mcar, _timed  # noqa: E402
+
 DEFAULT_OUTPUT = HERE / "results" / "bench_generative_missing.json"
 
 FULL = {
@@ -82,23 +86,6 @@ QUICK = {
     "sparse_large": (10_000, 2_000, 2e-3),
     "knn_max_rows": 5_000,
 }
-
-
-def _mcar(X, fraction, seed):
-    """``X`` with ``fraction`` of the entries NaN, completely at random,
-    keeping one random observed entry per row."""
-    rng = np.random.RandomState(seed)
-    mask = rng.uniform(size=X.shape) < fraction
-    mask[np.arange(X.shape[0]), rng.randint(X.shape[1], size=X.shape[0])] = False
-    X_missing = X.copy()
-    X_missing[mask] = np.nan
-    return X_missing, mask
-
-
-def _timed(func):
-    start = time.perf_counter()
-    value = func()
-    return value, time.perf_counter() - start
 
 
 def _fit(X):
@@ -175,19 +162,6 @@ def _missing_rows(name, X, config):
         print(json.dumps(row))
         rows.append(row)
     return rows
-
-
-def _bag_of_words(n_samples, n_features, density, seed=0):
-    """Rows uniform, columns with Zipf-like popularity, values 1 + Poisson(1)."""
-    rng = np.random.RandomState(seed)
-    nnz = int(n_samples * n_features * density)
-    popularity = (np.arange(n_features) + 1.0) ** -1.1
-    rows = rng.randint(n_samples, size=nnz)
-    cols = rng.choice(n_features, size=nnz, p=popularity / popularity.sum())
-    values = 1.0 + rng.poisson(1.0, size=nnz)
-    X = sparse.csr_matrix((values, (rows, cols)), shape=(n_samples, n_features))
-    X.sum_duplicates()
-    return X
 
 
 def _traced(func):

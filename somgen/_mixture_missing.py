@@ -330,35 +330,40 @@ def _pattern(model, obs, miss):
 # ---------------------------------------------------------------------------
 
 
-def _score_samples_missing(
-    X, weights, means, precisions_cholesky, covariance_type, chunk_size=None
-):
-    """Marginal log-density of the observed entries of each row of ``X``.
-
-    Rows without NaN take the complete-data kernel unchanged.
-    """
-    from somgen._mixture import _score_samples_chunked
-
+def _map_missing(X, model_args, out, complete_kernel, block_func, chunk_size):
+    """Fill ``out`` row by row: the complete rows by ``complete_kernel`` (the
+    complete-data kernel, unchanged), the incomplete ones by
+    ``block_func(log_prob, offset)`` on their marginal log-densities."""
     complete, incomplete = _split_rows(X)
-    log_density = np.empty(X.shape[0])
     if complete.size:
-        log_density[complete] = _score_samples_chunked(
-            _Rows(X, complete),
-            weights,
-            means,
-            precisions_cholesky,
-            covariance_type,
-            chunk_size=chunk_size,
+        out[complete] = complete_kernel(
+            _Rows(X, complete), *model_args, chunk_size=chunk_size
         )
-    model = _model(weights, means, precisions_cholesky, covariance_type)
+    model = _model(*model_args)
     # BLAS on one thread: the blocks' products are small, and the sums then
     # do not depend on the thread count.
     with _single_threaded_blas():
         for rows, log_prob, offset, _ in _incomplete_blocks(
             X, incomplete, model, chunk_size
         ):
-            log_density[rows] = _logsumexp_rows(np.array(log_prob), offset)
-    return log_density
+            out[rows] = block_func(np.array(log_prob), offset)
+    return out
+
+
+def _score_samples_missing(
+    X, weights, means, precisions_cholesky, covariance_type, chunk_size=None
+):
+    """Marginal log-density of the observed entries of each row of ``X``."""
+    from somgen._mixture import _score_samples_chunked
+
+    return _map_missing(
+        X,
+        (weights, means, precisions_cholesky, covariance_type),
+        np.empty(X.shape[0]),
+        _score_samples_chunked,
+        _logsumexp_rows,
+        chunk_size,
+    )
 
 
 def _predict_proba_missing(
@@ -367,26 +372,18 @@ def _predict_proba_missing(
     """Posteriors ``p(k | x_o)`` from the marginals; complete rows unchanged."""
     from somgen._mixture import _predict_proba
 
-    complete, incomplete = _split_rows(X)
-    proba = np.empty((X.shape[0], np.shape(means)[0]))
-    if complete.size:
-        proba[complete] = _predict_proba(
-            _Rows(X, complete),
-            weights,
-            means,
-            precisions_cholesky,
-            covariance_type,
-            chunk_size=chunk_size,
-        )
-    model = _model(weights, means, precisions_cholesky, covariance_type)
-    with _single_threaded_blas():
-        for rows, log_prob, offset, _ in _incomplete_blocks(
-            X, incomplete, model, chunk_size
-        ):
-            log_prob = np.array(log_prob)
-            _normalise_rows(log_prob, offset)
-            proba[rows] = log_prob
-    return proba
+    def posterior(log_prob, offset):
+        _normalise_rows(log_prob, offset)
+        return log_prob
+
+    return _map_missing(
+        X,
+        (weights, means, precisions_cholesky, covariance_type),
+        np.empty((X.shape[0], np.shape(means)[0])),
+        _predict_proba,
+        posterior,
+        chunk_size,
+    )
 
 
 # ---------------------------------------------------------------------------
