@@ -492,6 +492,9 @@ class SOMClassConditionalModel(ClassifierMixin, BaseEstimator):
             covariance_shrinkage=self.covariance_shrinkage,
             refine=self.refine,
             reg_covar=self.reg_covar,
+            # The class statistics below are computed on the data as given:
+            # the shared model must see the same data (no dequantization).
+            discrete_features=None,
             random_state=self.random_state,
         ).fit(X)
         means = base.means_

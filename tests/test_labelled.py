@@ -620,3 +620,13 @@ def test_som_over_sampler_keeps_pandas():
     ).fit_resample(X_df, pd.Series(y, name="target"))
     assert list(X_res.columns) == list(X_df.columns)
     assert y_res.name == "target"
+
+
+def test_class_conditional_model_fits_its_shared_model_on_the_data_as_given():
+    # The per-class statistics use the rows as they are, so the shared model
+    # must not dequantize few-valued columns (a binary feature here).
+    rng = np.random.RandomState(0)
+    X = np.column_stack([rng.randn(300), rng.randint(0, 2, 300).astype(float)])
+    y = (X[:, 0] > 0).astype(int)
+    model = SOMClassConditionalModel(random_state=0).fit(X, y)
+    assert model.generative_model_.discrete_features_.size == 0
