@@ -71,6 +71,11 @@ from somgen._parallel import _single_threaded_blas
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
+# 'full'/'tied' rows whose missingness pattern is shared by fewer rows go
+# through the batched per-row path (:func:`_row_blocks`); a pattern shared by
+# more rows is cheaper once per pattern.
+_MIN_PATTERN_ROWS = 8
+
 
 class _Rows:
     """Dense float64 chunks of some rows of a dense or sparse matrix.
@@ -147,6 +152,7 @@ def _model(weights, means, precisions_cholesky, covariance_type, *, reg_covar=0.
         )
         model["log_det"] = log_det
         model["precisions"] = _precision_matrices(precisions_cholesky, covariance_type)
+        model["covariances"] = np.linalg.inv(model["precisions"])
         if covariance_type == "full":
             model["full_terms"] = (
                 _gaussian_terms(means, precisions_cholesky, "full"),
@@ -273,7 +279,11 @@ def _incomplete_blocks(X, rows, model, chunk_size=None):
         return
 
     missing = np.isnan(X[rows]) if rows.size else np.zeros((0, n_features), bool)
+    rare = []
     for pattern_rows, obs, miss in _missingness_patterns(missing, np.arange(rows.size)):
+        if pattern_rows.size < _MIN_PATTERN_ROWS and obs.size:
+            rare.append(pattern_rows)
+            continue
         pattern_rows = rows[pattern_rows]
         pattern = _pattern(model, obs, miss)
         if obs.size == 0:
@@ -304,6 +314,97 @@ def _incomplete_blocks(X, rows, model, chunk_size=None):
             )
             X_obs = X[chunk_rows][:, obs]
             yield chunk_rows, log_prob, offset, dict(pattern, X_obs=X_obs)
+    if rare:
+        yield from _row_blocks(
+            X, rows[np.sort(np.concatenate(rare))], model, chunk_size
+        )
+
+
+def _row_blocks(X, rows, model, chunk_size=None):
+    """:func:`_incomplete_blocks` for rows of rare missingness patterns
+    (``'full'``/``'tied'``), row by row in batched linear algebra.
+
+    With ``M`` a row's observation mask, the matrix ``S~ = M Sigma M + (I -
+    M)`` has the observed block of ``Sigma`` and an identity elsewhere, so its
+    Cholesky factor gives ``log det Sigma_oo`` and ``P = S~^{-1} - (I - M)``
+    holds ``Sigma_oo^{-1}`` on the observed block and zeros elsewhere: the
+    marginal's Mahalanobis distance is ``r^T P r`` for the zero-filled
+    residual ``r``, the conditional mean is ``mu + Sigma P r`` and the
+    conditional covariance ``Sigma - Sigma P Sigma``. One batch holds
+    ``(rows, n_components, d, d)`` values (``(rows, d, d)`` for ``'tied'``),
+    at most ``_CHUNK_FLOATS``. Rows whose distances overflow go through the
+    pattern path, whose kernel handles outliers.
+    """
+    covariance_type = model["covariance_type"]
+    means = model["means"]
+    n_components, n_features = means.shape
+    covariances = model["covariances"]
+    per_row = (
+        n_features * n_features * (n_components if covariance_type == "full" else 1)
+    )
+    step = chunk_size or max(1, _CHUNK_FLOATS // (3 * per_row + 4 * n_components))
+    identity = np.eye(n_features)
+    for part in _chunks(rows.size, 1, step):
+        chunk_rows = rows[part]
+        X_chunk = X[chunk_rows]
+        observed = ~np.isnan(X_chunk)
+        outer = (observed[:, :, np.newaxis] & observed[:, np.newaxis, :]).astype(float)
+        unobserved = np.einsum("bd,de->bde", (~observed).astype(float), identity)
+        if covariance_type == "full":
+            outer, unobserved = outer[:, np.newaxis], unobserved[:, np.newaxis]
+        masked = covariances * outer + unobserved
+        factor = np.linalg.cholesky(masked)
+        log_det = 2.0 * np.log(np.diagonal(factor, axis1=-2, axis2=-1)).sum(axis=-1)
+        P = np.linalg.inv(masked) - unobserved
+        resid = np.where(observed[:, np.newaxis, :], X_chunk[:, np.newaxis, :], 0.0)
+        resid = resid - np.where(observed[:, np.newaxis, :], means, 0.0)
+        if covariance_type == "full":
+            projected = np.matmul(P, resid[..., np.newaxis])[..., 0]
+        else:
+            # (b, d, d) @ (b, d, K): every component of a row at once.
+            projected = np.matmul(P, resid.transpose(0, 2, 1)).transpose(0, 2, 1)
+            log_det = log_det[:, np.newaxis]
+        maha = np.einsum("bkd,bkd->bk", resid, projected)
+        n_observed = observed.sum(axis=1)[:, np.newaxis]
+        with np.errstate(over="ignore", invalid="ignore"):
+            log_prob = model["log_weights"] - 0.5 * (
+                maha + log_det + n_observed * _LOG_2PI
+            )
+        far = ~np.isfinite(log_prob).any(axis=1) | np.isnan(log_prob).any(axis=1)
+        if far.any():
+            # Outliers: the pattern path (exact kernel with the posterior's
+            # limit); the other rows continue here.
+            yield from _pattern_blocks(X, chunk_rows[far], model)
+            keep = ~far
+            chunk_rows, log_prob = chunk_rows[keep], log_prob[keep]
+            P, projected = P[keep], projected[keep]
+            if chunk_rows.size == 0:
+                continue
+        yield chunk_rows, log_prob, None, {"P": P, "projected": projected}
+
+
+def _pattern_blocks(X, rows, model):
+    """The per-pattern path of :func:`_incomplete_blocks` for ``rows``, whatever
+    the number of rows per pattern."""
+    missing = np.isnan(X[rows])
+    for pattern_rows, obs, miss in _missingness_patterns(missing, np.arange(rows.size)):
+        pattern_rows = rows[pattern_rows]
+        pattern = _pattern(model, obs, miss)
+        terms, X_known, _ = _observed_marginal(
+            X,
+            pattern_rows,
+            obs,
+            miss,
+            log_weights=model["log_weights"],
+            means=model["means"],
+            precisions_cholesky=model["precisions_cholesky"],
+            log_det=model["log_det"],
+            covariance_type=model["covariance_type"],
+            full_terms=model.get("full_terms"),
+        )
+        log_prob, offset, _ = _log_prob_chunk(X_known, terms, window=_NEGLIGIBLE_NATS)
+        X_obs = X[pattern_rows][:, obs]
+        yield pattern_rows, log_prob, offset, dict(pattern, X_obs=X_obs)
 
 
 def _pattern(model, obs, miss):
@@ -469,7 +570,50 @@ def _incomplete_moments(block, resp, model, reg_covar, prior):
     """``(nk, scatter, U)`` of a block of incomplete rows (module docstring)."""
     if "design" in block:
         return _masked_moments(block, resp, model, reg_covar, prior)
+    if "P" in block:
+        return _row_moments(block, resp, model)
     return _pattern_moments(block, resp, model)
+
+
+def _row_moments(block, resp, model):
+    """Expected statistics of the rows of :func:`_row_blocks`.
+
+    ``x_hat - mu_k = Sigma_k P r`` and the conditional covariance ``Sigma_k -
+    Sigma_k P Sigma_k``: the scatter is ``sum_i r_ik y y^T + N_k Sigma_k -
+    Sigma_k (sum_i r_ik P_ik) Sigma_k``, ``U`` sums ``r_ik (y + mu_k - c)``.
+    The sums over rows are batched matrix products.
+    """
+    covariance_type = model["covariance_type"]
+    means, shift = model["means"], model["shift"]
+    covariances = model["covariances"]
+    P, projected = block["P"], block["projected"]  # projected = P r
+    n_rows, n_components, n_features = projected.shape
+    nk = resp.sum(axis=0)
+    if covariance_type == "full":
+        # y_bk = Sigma_k P_bk r_bk: (K, d, d) @ (K, d, b).
+        y = np.matmul(covariances, projected.transpose(1, 2, 0))  # (K, d, b)
+        weighted = y * resp.T[:, np.newaxis, :]
+        second = np.matmul(weighted, y.transpose(0, 2, 1))  # (K, d, d)
+        flat_P = P.reshape(n_rows, n_components, -1).transpose(1, 0, 2)
+        weighted_P = np.matmul(resp.T[:, np.newaxis, :], flat_P)[:, 0]
+        weighted_P = weighted_P.reshape(n_components, n_features, n_features)
+        scatter = (
+            second
+            + nk[:, np.newaxis, np.newaxis] * covariances
+            - np.matmul(np.matmul(covariances, weighted_P), covariances)
+        )
+    else:
+        y = np.matmul(covariances, projected.transpose(1, 2, 0))  # (K, d, b)
+        weighted = y * resp.T[:, np.newaxis, :]
+        second = np.matmul(weighted, y.transpose(0, 2, 1)).sum(axis=0)
+        weighted_P = (resp.sum(axis=1) @ P.reshape(n_rows, -1)).reshape(
+            n_features, n_features
+        )
+        scatter = (
+            second + nk.sum() * covariances - covariances @ weighted_P @ covariances
+        )
+    U = weighted.sum(axis=2) + nk[:, np.newaxis] * (means - shift)
+    return nk, scatter, U
 
 
 def _masked_moments(block, resp, model, reg_covar, prior):

@@ -432,3 +432,32 @@ def test_bad_missing_value_inputs_give_clear_errors_and_keep_the_model():
         ).fit(empty_row)
     assert np.all(np.diff(refit.lower_bounds_) >= -1e-10)
     assert refit.score_samples(empty_row[3:4])[0] == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_rare_patterns_far_away_rows_get_exact_posteriors(covariance_type):
+    # Rows of rare missingness patterns go through the batched per-row path;
+    # those whose distances overflow fall back to the pattern kernel, which
+    # returns the limit of the posterior.
+    from somgen._mixture_missing import _MIN_PATTERN_ROWS
+
+    _, X_missing = _data(n_samples=300, n_features=4, missing=0.3)
+    model = _fit(X_missing, covariance_type)
+    rows = np.array(
+        [
+            [1e200, np.nan, 0.0, 1.0],
+            [np.nan, -1e180, np.nan, 2.0],
+            [0.5, np.nan, 1.0, 1.0],
+        ]
+    )
+    assert rows.shape[0] < _MIN_PATTERN_ROWS
+    proba = model.predict_proba(rows)
+    assert np.all(np.isfinite(proba))
+    assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    scores = model.score_samples(rows)
+    assert not np.any(np.isnan(scores))
+    covariances = _full_covariances(model)
+    expected = logsumexp(
+        _marginal_log_prob(rows[2], model.weights_, model.means_, covariances)
+    )
+    assert scores[2] == pytest.approx(expected, abs=1e-9)
