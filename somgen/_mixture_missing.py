@@ -32,10 +32,11 @@ patterns at once by one matrix product per chunk,
 ``[x_c^2, x_c, M, 1] @ [-P/2; P mu_c; log-terms; log pi]`` (NaN set to 0 in
 the centred ``x_c``, ``M`` the observation mask), with a rounding-error bound
 and a direct recomputation of the rows where it is not small, as in the
-complete case. ``'full'`` and ``'tied'`` group the rows by missingness
-pattern and use the precision factors' Schur complements
-(:func:`somgen._mixture._observed_marginal`); their cost grows with the
-number of distinct patterns.
+complete case. ``'full'`` and ``'tied'`` handle a missingness pattern shared
+by at least ``_MIN_PATTERN_ROWS`` rows once, through the precision factors'
+Schur complements (:func:`somgen._mixture._observed_marginal`), and the rows
+of rarer patterns one by one in batched linear algebra (:func:`_row_blocks`):
+a ``d x d`` inverse per row and unit.
 
 Sparse matrices are read by chunks of rows densified one at a time
 (:class:`_Rows`), so memory stays ``O(chunk * (n_features + n_components))``.
