@@ -295,26 +295,9 @@ def _incomplete_blocks(X, rows, model, chunk_size=None):
             continue
         row_floats = 4 * n_components + 3 * n_features
         for part in _chunks(pattern_rows.size, row_floats, chunk_size):
-            chunk_rows = pattern_rows[part]
             # The pattern's terms are rebuilt per chunk: O(K d m^2), small
             # next to the chunk's own work.
-            terms, X_known, _ = _observed_marginal(
-                X,
-                chunk_rows,
-                obs,
-                miss,
-                log_weights=model["log_weights"],
-                means=model["means"],
-                precisions_cholesky=model["precisions_cholesky"],
-                log_det=model["log_det"],
-                covariance_type=covariance_type,
-                full_terms=model.get("full_terms"),
-            )
-            log_prob, offset, _ = _log_prob_chunk(
-                X_known, terms, window=_NEGLIGIBLE_NATS
-            )
-            X_obs = X[chunk_rows][:, obs]
-            yield chunk_rows, log_prob, offset, dict(pattern, X_obs=X_obs)
+            yield _pattern_chunk(X, pattern_rows[part], obs, miss, model, pattern)
     if rare:
         yield from _row_blocks(
             X, rows[np.sort(np.concatenate(rare))], model, chunk_size
@@ -389,23 +372,27 @@ def _pattern_blocks(X, rows, model):
     the number of rows per pattern."""
     missing = np.isnan(X[rows])
     for pattern_rows, obs, miss in _missingness_patterns(missing, np.arange(rows.size)):
-        pattern_rows = rows[pattern_rows]
         pattern = _pattern(model, obs, miss)
-        terms, X_known, _ = _observed_marginal(
-            X,
-            pattern_rows,
-            obs,
-            miss,
-            log_weights=model["log_weights"],
-            means=model["means"],
-            precisions_cholesky=model["precisions_cholesky"],
-            log_det=model["log_det"],
-            covariance_type=model["covariance_type"],
-            full_terms=model.get("full_terms"),
-        )
-        log_prob, offset, _ = _log_prob_chunk(X_known, terms, window=_NEGLIGIBLE_NATS)
-        X_obs = X[pattern_rows][:, obs]
-        yield pattern_rows, log_prob, offset, dict(pattern, X_obs=X_obs)
+        yield _pattern_chunk(X, rows[pattern_rows], obs, miss, model, pattern)
+
+
+def _pattern_chunk(X, rows, obs, miss, model, pattern):
+    """``(rows, log_prob, offset, block)`` of rows sharing the pattern
+    ``(obs, miss)``, by the complete-data kernel on the observed marginal."""
+    terms, X_known, _ = _observed_marginal(
+        X,
+        rows,
+        obs,
+        miss,
+        log_weights=model["log_weights"],
+        means=model["means"],
+        precisions_cholesky=model["precisions_cholesky"],
+        log_det=model["log_det"],
+        covariance_type=model["covariance_type"],
+        full_terms=model.get("full_terms"),
+    )
+    log_prob, offset, _ = _log_prob_chunk(X_known, terms, window=_NEGLIGIBLE_NATS)
+    return rows, log_prob, offset, dict(pattern, X_obs=X[rows][:, obs])
 
 
 def _pattern(model, obs, miss):
