@@ -1040,12 +1040,13 @@ def _check_labels(labels, n_components):
         )
 
 
-def _scatter_from_labels(X, labels, means, covariance_type):
+def _scatter_from_labels(X, labels, means, covariance_type, *, zero_missing=False):
     """Sufficient statistics for hard assignments, without an (n, K) matrix.
 
     By the module's row chunks (memory ``O(chunk * n_features)``, no copy of
     ``X``); within a chunk the residuals are sorted by label and summed per
-    component.
+    component. With ``zero_missing``, the residuals of missing entries (NaN)
+    count as 0.
     """
     n_components, n_features = means.shape
     _check_labels(labels, n_components)
@@ -1055,6 +1056,8 @@ def _scatter_from_labels(X, labels, means, covariance_type):
     for rows in _chunks(X.shape[0], 2 * n_features):
         chunk_labels = labels[rows]
         diff = X[rows] - means[chunk_labels]
+        if zero_missing:
+            diff[np.isnan(diff)] = 0.0
         if layout == "tied":
             scatter += diff.T @ diff
             continue
@@ -1511,15 +1514,17 @@ def _pooled_target_from_scatter(nk, scatter, n_samples, covariance_type):
     return float(pooled) if covariance_type == "spherical" else pooled
 
 
-def _centred_scatter(X, centre, covariance_type):
+def _centred_scatter(X, centre, covariance_type, *, zero_missing=False):
     """``sum_i (x_i - centre)(x_i - centre)^T`` (its diagonal for ``'diag'`` and
     ``'spherical'``), by the module's row chunks; additive over blocks of
-    samples."""
+    samples. With ``zero_missing``, missing entries (NaN) count as 0."""
     n_samples, n_features = X.shape
     full = covariance_type in ("full", "tied")
     total = np.zeros((n_features, n_features) if full else n_features)
     for rows in _chunks(n_samples, n_features):
         block = X[rows] - centre
+        if zero_missing:
+            block[np.isnan(block)] = 0.0
         total += block.T @ block if full else np.einsum("ij,ij->j", block, block)
     return total
 
@@ -1624,6 +1629,27 @@ def _change(new_terms, old_terms):
     )
 
 
+def _statistics_fold(n_components, n_features, covariance_type):
+    """A ``fold`` (see :func:`_map_row_chunks`) summing E-step statistics
+    ``(objective, log_likelihood, nk, scatter[, U])`` chunk by chunk, in
+    order; ``fold(None, ())`` gives the zeros."""
+
+    def fold(totals, chunk):
+        if totals is None:
+            totals = [
+                0.0,
+                0.0,
+                np.zeros(n_components),
+                _covariance_zeros(n_components, n_features, covariance_type),
+                np.zeros((n_components, n_features)),
+            ]
+        for t, value in enumerate(chunk):
+            totals[t] += value
+        return totals
+
+    return fold
+
+
 def _jitter_log_likelihood(resp, jitter):
     """``sum_i log sum_k resp_ik exp(jitter_k)``: what turns the penalised
     log-normalisers of the E-step back into the plain log-likelihood.
@@ -1698,32 +1724,18 @@ def _e_step_statistics(
         )
         return objective, log_likelihood, *moments
 
-    def zeros():
-        return [
-            0.0,
-            0.0,
-            np.zeros(n_components),
-            _covariance_zeros(n_components, n_features, covariance_type),
-            np.zeros((n_components, n_features)),
-        ]
-
-    def add(totals, chunk):
-        totals = zeros() if totals is None else totals
-        for t, value in enumerate(chunk[:5] if first_moment else chunk[:4]):
-            totals[t] += value
-        return totals
-
     # Reduced in chunk order as the chunks arrive: the same sums whatever the
     # number of threads, and one chunk's statistics held at a time.
+    fold = _statistics_fold(n_components, n_features, covariance_type)
     totals = _map_log_prob(
         X,
         terms,
         statistics,
         window=_NEGLIGIBLE_NATS,
         chunk_size=chunk_size,
-        fold=add,
+        fold=fold,
     )
-    objective, log_likelihood, nk, scatter, U = zeros() if totals is None else totals
+    objective, log_likelihood, nk, scatter, U = totals or fold(None, ())
     statistics = (objective, log_likelihood, nk, _symmetrise(scatter, covariance_type))
     if first_moment:
         return (*statistics, U, terms["shift"])

@@ -52,7 +52,6 @@ from somgen._mixture import (
     _SCATTER_RTOL,
     _SUB_CHUNK_FLOATS,
     _chunks,
-    _covariance_zeros,
     _e_step_statistics,
     _gaussian_terms,
     _jitter_log_likelihood,
@@ -66,6 +65,7 @@ from somgen._mixture import (
     _precision_matrices,
     _precision_trace,
     _rounding_factor,
+    _statistics_fold,
     _symmetrise,
 )
 from somgen._parallel import _single_threaded_blas
@@ -130,17 +130,24 @@ def _model(weights, means, precisions_cholesky, covariance_type, *, reg_covar=0.
     """
     means = np.asarray(means, dtype=np.float64)
     n_components, n_features = means.shape
-    log_weights = _log_weights(np.asarray(weights, dtype=np.float64))
+    # The per-component factor r / 2 tr(Sigma_k^{-1}) of the objective.
+    jitter = np.zeros(n_components)
     if reg_covar > 0.0:
-        log_weights = log_weights - 0.5 * reg_covar * np.broadcast_to(
-            _precision_trace(precisions_cholesky, covariance_type, n_features),
-            (n_components,),
+        jitter = (
+            0.5
+            * reg_covar
+            * np.broadcast_to(
+                _precision_trace(precisions_cholesky, covariance_type, n_features),
+                (n_components,),
+            )
         )
+    log_weights = _log_weights(np.asarray(weights, dtype=np.float64)) - jitter
     model = {
         "covariance_type": covariance_type,
         "means": means,
         "precisions_cholesky": precisions_cholesky,
         "log_weights": log_weights,
+        "jitter": jitter,
         "shift": means.mean(axis=0),
     }
     if covariance_type in ("diag", "spherical"):
@@ -502,12 +509,9 @@ def _missing_e_step(
     Returns the same tuple.
     """
     n_components, n_features = np.shape(means)
-    options = {
-        "reg_covar": reg_covar,
-        "chunk_size": chunk_size,
-        "first_moment": first_moment,
-    }
     n_samples = complete.size + incomplete.size
+    fold = _statistics_fold(n_components, n_features, covariance_type)
+    totals = fold(None, ())
     if complete.size:
         statistics = _e_step_statistics(
             _Rows(X, complete),
@@ -515,39 +519,28 @@ def _missing_e_step(
             means,
             precisions_cholesky,
             covariance_type,
+            reg_covar=reg_covar,
+            chunk_size=chunk_size,
             prior=prior * complete.size / n_samples,
-            **options,
+            first_moment=first_moment,
         )
-    else:
-        zeros = _covariance_zeros(n_components, n_features, covariance_type)
-        statistics = (0.0, 0.0, np.zeros(n_components), zeros)
-        if first_moment:
-            statistics += (np.zeros((n_components, n_features)), means.mean(axis=0))
-    objective, log_likelihood, nk, scatter, *moments = statistics
-    scatter = scatter.copy()
-    U = moments[0].copy() if first_moment else np.zeros((n_components, n_features))
-
+        totals = fold(totals, statistics[:5])  # without the shift
     model = _model(
         weights, means, precisions_cholesky, covariance_type, reg_covar=reg_covar
     )
-    # log sum_k pi_k N_k = log_norm + log sum_k resp_k exp(jitter_k).
-    jitter = _log_weights(np.asarray(weights, dtype=np.float64)) - model["log_weights"]
-    jitter = np.where(np.isfinite(jitter), jitter, 0.0)
     with _single_threaded_blas():
         for rows, log_prob, offset, block in _incomplete_blocks(
             X, incomplete, model, chunk_size
         ):
             resp = np.array(log_prob)
-            log_norm = _normalise_rows(resp, offset)
-            objective += log_norm.sum()
-            log_likelihood += log_norm.sum()
+            objective = _normalise_rows(resp, offset).sum()
+            log_likelihood = objective
             if reg_covar > 0.0:
-                log_likelihood += _jitter_log_likelihood(resp, jitter)
+                log_likelihood += _jitter_log_likelihood(resp, model["jitter"])
             share = prior * rows.size / n_samples
             moments = _incomplete_moments(block, resp, model, reg_covar, share)
-            nk += moments[0]
-            scatter += moments[1]
-            U += moments[2]
+            totals = fold(totals, (objective, log_likelihood, *moments))
+    objective, log_likelihood, nk, scatter, U = totals
     statistics = (objective, log_likelihood, nk, _symmetrise(scatter, covariance_type))
     if first_moment:
         return (*statistics, U, model["shift"])
@@ -705,37 +698,18 @@ def _pattern_moments(block, resp, model):
 # ---------------------------------------------------------------------------
 
 
-def _label_statistics(X, labels, means, covariance_type):
-    """Hard-label counts, scatter and observed counts, by chunks of rows.
-
-    For data with NaN or a sparse matrix (densified a chunk at a time).
-    Residuals of missing entries count as 0; ``observed`` holds, per feature,
-    the number of observed values. The scatter has the layout of
-    :func:`somgen._mixture._scatter_from_labels`, except that ``'spherical'``
-    gets the per-feature (``'diag'``) scatter.
-    """
+def _observed_counts(X):
+    """Per feature: the sum of the observed values and their number, by chunks
+    (a sparse matrix has every entry observed)."""
     n_samples, n_features = X.shape
-    n_components = means.shape[0]
-    nk = np.bincount(labels, minlength=n_components).astype(np.float64)
-    layout = "diag" if covariance_type == "spherical" else covariance_type
-    scatter = _covariance_zeros(n_components, n_features, layout)
-    observed = np.zeros(n_features)
-    rows = _Rows(X)
-    for part in _chunks(n_samples, 3 * n_features):
-        diff = rows[part] - means[labels[part]]
-        missing = np.isnan(diff)
-        observed += (part.stop - part.start) - missing.sum(axis=0)
-        diff[missing] = 0.0
-        chunk_labels = labels[part]
-        if layout == "tied":
-            scatter += diff.T @ diff
-        elif layout == "diag":
-            np.add.at(scatter, chunk_labels, diff**2)
-        else:
-            for k in np.unique(chunk_labels):
-                block = diff[chunk_labels == k]
-                scatter[k] += block.T @ block
-    return nk, scatter, observed
+    if sparse.issparse(X):
+        return np.asarray(X.sum(axis=0)).ravel(), np.full(n_features, float(n_samples))
+    sums, counts = np.zeros(n_features), np.zeros(n_features)
+    for part in _chunks(n_samples, n_features):
+        block = X[part]
+        sums += np.nansum(block, axis=0)
+        counts += (~np.isnan(block)).sum(axis=0)
+    return sums, counts
 
 
 def _observed_rescaling(scatter, observed, n_samples, layout):
@@ -765,30 +739,28 @@ def _initial_covariances(X, labels, means, covariance_type, *, shrinkage, reg_co
     exact expected statistics. Returns ``(covariances, target)``.
     """
     from somgen._mixture import (
+        _centred_scatter,
         _covariances_from_scatter,
         _pooled_target_from_scatter,
+        _scatter_from_labels,
         _scott_target,
     )
 
-    n_samples, n_features = X.shape
+    n_samples = X.shape[0]
     layout = "diag" if covariance_type == "spherical" else covariance_type
+    rows = _Rows(X) if sparse.issparse(X) else X
     if sparse.issparse(X) and layout == "diag":
-        nk, scatter, observed = _sparse_label_statistics(X, labels, means)
+        nk, scatter = _sparse_label_statistics(X, labels, means)
     else:
-        nk, scatter, observed = _label_statistics(X, labels, means, covariance_type)
+        nk, scatter = _scatter_from_labels(
+            rows, labels, means, layout, zero_missing=True
+        )
+    sums, observed = _observed_counts(X)
     scatter = _observed_rescaling(scatter, observed, n_samples, layout)
     target = _pooled_target_from_scatter(nk, scatter, n_samples, layout)
     if target is None:
-        centre = np.zeros(n_features)
-        rows = _Rows(X)
-        for part in _chunks(n_samples, n_features):
-            centre += np.nansum(rows[part], axis=0)
-        centre /= np.maximum(observed, 1.0)
-        total = np.zeros((n_features, n_features) if layout != "diag" else n_features)
-        for part in _chunks(n_samples, n_features):
-            block = rows[part] - centre
-            block[np.isnan(block)] = 0.0
-            total += block.T @ block if layout != "diag" else (block**2).sum(axis=0)
+        centre = sums / np.maximum(observed, 1.0)
+        total = _centred_scatter(rows, centre, layout, zero_missing=True)
         total = _observed_rescaling(total, observed, n_samples, layout)
         target = _scott_target(total, n_samples, layout)
     if covariance_type == "spherical":
@@ -954,8 +926,6 @@ def _sparse_e_step(
     n_samples, n_features = X.shape
     n_components = model["means"].shape[0]
     means = model["means"]
-    jitter = _log_weights(np.asarray(weights, dtype=np.float64)) - model["log_weights"]
-    jitter = np.where(np.isfinite(jitter), jitter, 0.0)
 
     def statistics(rows):
         chunk = X[rows]
@@ -964,7 +934,7 @@ def _sparse_e_step(
         objective = log_norm.sum()
         log_likelihood = objective
         if reg_covar > 0.0:
-            log_likelihood += _jitter_log_likelihood(resp, jitter)
+            log_likelihood += _jitter_log_likelihood(resp, model["jitter"])
         nk = resp.sum(axis=0)
         Q = (squares.T @ resp).T
         S = (chunk.T @ resp).T
@@ -982,26 +952,13 @@ def _sparse_e_step(
             scatter = scatter.mean(axis=1)
         return objective, log_likelihood, nk, scatter, S - np.outer(nk, model["shift"])
 
-    def add(totals, chunk):
-        if totals is None:
-            totals = [
-                0.0,
-                0.0,
-                np.zeros(n_components),
-                _covariance_zeros(n_components, n_features, covariance_type),
-                np.zeros((n_components, n_features)),
-            ]
-        for t, value in enumerate(chunk):
-            totals[t] += value
-        return totals
-
+    fold = _statistics_fold(n_components, n_features, covariance_type)
     if chunk_size is None:
         chunk_size = _sparse_chunk_rows(model, n_features)
     totals = _map_row_chunks(
-        statistics, n_samples, _sparse_row_floats(model), chunk_size, fold=add
+        statistics, n_samples, _sparse_row_floats(model), chunk_size, fold=fold
     )
-    if totals is None:
-        totals = add(None, ())
+    totals = totals or fold(None, ())
     objective, log_likelihood, nk, scatter, U = totals
     result = (objective, log_likelihood, nk, scatter)
     if first_moment:
@@ -1045,9 +1002,9 @@ def _sparse_predict(X, weights, means, precisions_cholesky, covariance_type):
 
 
 def _sparse_label_statistics(X, labels, means):
-    """:func:`_label_statistics` of a CSR matrix in the ``'diag'`` layout, by
-    sparse products with the one-hot labels (``O(nnz)``, plus a direct
-    recomputation of the units whose expanded scatter may have lost accuracy)."""
+    """Hard-label counts and ``'diag'`` scatter of a CSR matrix, by sparse
+    products with the one-hot labels (``O(nnz)``), the units whose expanded
+    scatter may have lost accuracy recomputed from their densified rows."""
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     one_hot = sparse.csr_matrix(
@@ -1066,7 +1023,8 @@ def _sparse_label_statistics(X, labels, means):
         bad = np.any(~(gamma * radius**2 <= _SCATTER_RTOL * scatter), axis=1)
     for k in np.flatnonzero(bad & (nk > 0)):
         members = np.flatnonzero(labels == k)
+        scatter[k] = 0.0
         for part in _chunks(members.size, n_features):
             diff = X[members[part]].toarray() - means[k]
-            scatter[k] = (scatter[k] if part.start else 0.0) + (diff**2).sum(axis=0)
-    return nk, scatter, np.full(n_features, float(n_samples))
+            scatter[k] += (diff**2).sum(axis=0)
+    return nk, scatter

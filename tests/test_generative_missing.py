@@ -339,11 +339,8 @@ def test_sparse_e_step_equals_the_dense_e_step(covariance_type, offset):
     # Sparse products expand about the origin: with values 1e6 away from it
     # and a spread of 1, the rounding bound sends rows and units to the
     # direct recomputation, and the statistics still match the dense ones.
-    from somgen._mixture_missing import (
-        _label_statistics,
-        _sparse_e_step,
-        _sparse_label_statistics,
-    )
+    from somgen._mixture import _scatter_from_labels
+    from somgen._mixture_missing import _sparse_e_step, _sparse_label_statistics
 
     rng = np.random.RandomState(0)
     dense = (offset + rng.randn(120, 5)) * (rng.rand(120, 5) < 0.5)
@@ -362,7 +359,7 @@ def test_sparse_e_step_equals_the_dense_e_step(covariance_type, offset):
     labels = model.predict(dense)
     for a, b in zip(
         _sparse_label_statistics(sparse.csr_matrix(dense), labels, model.means_),
-        _label_statistics(dense, labels, model.means_, "diag"),
+        _scatter_from_labels(dense, labels, model.means_, "diag"),
         strict=True,
     ):
         assert_allclose(a, b, rtol=1e-9)
@@ -461,3 +458,32 @@ def test_rare_patterns_far_away_rows_get_exact_posteriors(covariance_type):
         _marginal_log_prob(rows[2], model.weights_, model.means_, covariances)
     )
     assert scores[2] == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_label_statistics_count_missing_residuals_as_zero(covariance_type):
+    from somgen._mixture import _centred_scatter, _scatter_from_labels
+
+    _, X_missing = _data(n_samples=50, n_features=3, missing=0.3)
+    rng = np.random.RandomState(1)
+    means = rng.randn(4, 3)
+    labels = rng.randint(4, size=50)
+    diff = np.nan_to_num(X_missing - means[labels])
+    nk, scatter = _scatter_from_labels(
+        X_missing, labels, means, covariance_type, zero_missing=True
+    )
+    full = np.stack([diff[labels == k].T @ diff[labels == k] for k in range(4)])
+    expected = {
+        "full": full,
+        "tied": full.sum(axis=0),
+        "diag": np.diagonal(full, axis1=1, axis2=2),
+        "spherical": np.trace(full, axis1=1, axis2=2) / 3,
+    }[covariance_type]
+    assert_array_equal(nk, np.bincount(labels, minlength=4))
+    assert_allclose(scatter, expected, rtol=1e-12)
+    centred = np.nan_to_num(X_missing - 0.5)
+    layout = "full" if covariance_type in ("full", "tied") else "diag"
+    total = _centred_scatter(X_missing, np.full(3, 0.5), layout, zero_missing=True)
+    assert_allclose(
+        total, centred.T @ centred if layout == "full" else (centred**2).sum(0)
+    )
