@@ -306,7 +306,7 @@ def _describe(model):
     if isinstance(model, SOMGenerativeModel):
         som = model.som_
         return (
-            f"{som.n_rows}x{som.n_cols} k{model.mean_stiffness:g} "
+            f"{som.n_rows_}x{som.n_cols_} k{model.mean_stiffness:g} "
             f"r{model.reg_covar:g} {model.covariance_type}"
         )
     if isinstance(model, GaussianMixture):

@@ -55,7 +55,7 @@ fig.tight_layout()
 # The means of the mixture are the prototypes of the map, laid out on its grid:
 # neighbouring units hold similar digits.
 som = model.som_
-fig, axes = plt.subplots(som.n_rows, som.n_cols, figsize=(5, 5))
+fig, axes = plt.subplots(som.n_rows_, som.n_cols_, figsize=(5, 5))
 for ax, prototype in zip(axes.ravel(), som.codebook_, strict=True):
     ax.imshow(prototype.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
     ax.set_axis_off()

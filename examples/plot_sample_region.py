@@ -31,7 +31,7 @@ som = model.som_
 # A unit belongs to the region when most of the training samples it wins are
 # zeros. ``HitMapDisplay`` shows the majority class of every unit.
 units = som.predict(X)
-n_units = som.n_rows * som.n_cols
+n_units = som.n_rows_ * som.n_cols_
 hits = np.bincount(units, minlength=n_units)
 zeros = np.bincount(units, weights=(y == 0), minlength=n_units)
 mask = (hits > 0) & (zeros > hits / 2)

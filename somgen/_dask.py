@@ -13,17 +13,21 @@ calling the same private per-chunk kernels as the in-memory fit on one block:
    (inf, non-numeric values), column ranges and sums (``_column_ranges``,
    ``_column_sums``), observed values per feature and empty rows. Every check
    of the in-memory fit runs here, before the first epoch, with its message;
-2. *frame* (only when the data's magnitude is beyond ``2**+-40``): column sums
+2. *grid size* (only when ``n_rows`` and ``n_cols`` are both ``"auto"``): the
+   scatter around the mean of the observed values (:func:`_sized_grid`), whose
+   two leading principal variances shape the grid as ``_data_sized_grid``
+   does in memory;
+3. *frame* (only when the data's magnitude is beyond ``2**+-40``): column sums
    of ``x * scale``, as in memory;
-3. *PCA* (``init="pca"``): per-block scatter ``sum c c^T`` of the samples in
+4. *PCA* (``init="pca"``): per-block scatter ``sum c c^T`` of the samples in
    the internal frame (``_initialization._blocks``), summed; the in-memory
    ``_pca_init`` then runs on a (n_features, n_features) matrix with the same
    scatter;
-4. one pass per epoch: per-block sufficient statistics (``_batch_statistics``:
+5. one pass per epoch: per-block sufficient statistics (``_batch_statistics``:
    per-unit sums, counts, squared error), summed, smoothed on the client
    (``_smooth_statistics``); the new codebook enters the next graph as one
    key, which the scheduler ships once to each worker that needs it;
-5. *finalise*: quantization and topographic errors of the stored codebook.
+6. *finalise*: quantization and topographic errors of the stored codebook.
 
 Reduction order. Per-block results are summed by a fixed tree: groups of
 ``_FAN_IN`` consecutive blocks, in block order, then groups of those partial
@@ -546,11 +550,13 @@ def _take(block, dtype, rows):
     return _as_float(block, dtype)[rows]
 
 
-def _start(som, data, summary, random_state):
-    """``SelfOrganizingMap._start`` on Dask data: frame, box, initial codebook."""
+def _start(som, data, summary, random_state, shape):
+    """``SelfOrganizingMap._start`` on Dask data: grid of ``shape`` (the
+    resolved sizes), frame, box, initial codebook."""
     import dask
 
-    som.unit_coords_ = _unit_coordinates(som.n_rows, som.n_cols, som.topology)
+    som.n_rows_, som.n_cols_ = shape
+    som.unit_coords_ = _unit_coordinates(*shape, som.topology)
     frame, low, high = _frame(data, summary)
     som._offset, som._scale = frame.offset, frame.scale
     som._update_box(low, high, reset=True)
@@ -612,14 +618,24 @@ def _validate_training(som, X, reset):
     parameters against the input, before the first epoch.
 
     The checks that need no pass over the data (feature count and names, the
-    parameters) come first, so that they fail fast on large data; then pass 1
-    validates the values. Returns the input, its summary and the resolved
-    ``(sigma_start, sigma_end)``.
+    parameters of a grid whose sizes are known) come first, so that they fail
+    fast on large data; then pass 1 validates the values. ``"auto"`` sizes of
+    a new map (``reset``) are resolved after it, as in memory, the data-sized
+    grid from one more pass (the scatter around the mean, :func:`_sized_grid`).
+    Returns the input, its summary, the grid shape ``(n_rows, n_cols)`` and
+    the resolved ``(sigma_start, sigma_end)``.
     """
     data = _DaskInput(X)
     kwargs = dict(dtype=_FLOAT_DTYPES, ensure_all_finite="allow-nan")
     validate_data(som, data.proxy, reset=reset, **kwargs)
-    sigmas = som._check_params_vs_input(data.n_features)
+    if not reset:
+        shape = (som.n_rows_, som.n_cols_)
+    elif not isinstance(som.n_rows, str) and not isinstance(som.n_cols, str):
+        shape = (int(som.n_rows), int(som.n_cols))
+    else:
+        shape = None  # "auto": needs the data
+    if shape is not None:
+        sigmas = som._check_params_vs_input(data.n_features, *shape)
     _check_non_numeric(som, data, reset, **kwargs)
     summary = _summarise(data)
     _check_not_empty(som, data, summary, reset, **kwargs)
@@ -629,7 +645,29 @@ def _validate_training(som, X, reset):
         feature_names=getattr(som, "feature_names_in_", None),
         stacklevel=5,  # the user's call of fit or partial_fit
     )
-    return data, summary, sigmas
+    if shape is None:
+        shape = _auto_grid_shape(som, data, summary)
+        sigmas = som._check_params_vs_input(data.n_features, *shape)
+    return data, summary, shape, sigmas
+
+
+def _auto_grid_shape(som, data, summary):
+    """``SelfOrganizingMap._grid_shape`` of validated Dask data: the data-sized
+    grid of :func:`_sized_grid`, centred on the mean of the observed values as
+    the in-memory ``_data_sized_grid`` is."""
+    from somgen._som import _resolve_grid_shape
+
+    column_sums = summary.total
+    if summary.counts is not None:  # NaN: the mean of the observed values
+        column_sums = summary.total / summary.counts * summary.n
+    return _resolve_grid_shape(
+        som.n_rows,
+        som.n_cols,
+        summary.n,
+        som.topology,
+        som.periodic,
+        lambda: _sized_grid(data.array, summary.lengths, column_sums),
+    )
 
 
 def _fit(som, X):
@@ -638,9 +676,11 @@ def _fit(som, X):
         raise _online_error("fit")
     with _restore_on_failure(som):
         som._n_threads = _effective_n_threads(som.n_jobs)
-        data, summary, (sigma_start, sigma_end) = _validate_training(som, X, reset=True)
+        data, summary, shape, (sigma_start, sigma_end) = _validate_training(
+            som, X, reset=True
+        )
         random_state = check_random_state(som.random_state)
-        n_units = som.n_rows * som.n_cols
+        n_units = shape[0] * shape[1]
         if n_units > summary.n:
             warnings.warn(
                 f"The map has more units ({n_units}) than training samples "
@@ -651,7 +691,7 @@ def _fit(som, X):
                 stacklevel=4,
             )
         tic = time.perf_counter()
-        codebook = _start(som, data, summary, random_state)
+        codebook = _start(som, data, summary, random_state, shape)
         for epoch in range(som.n_epochs):
             sigma = _decay(sigma_start, sigma_end, epoch, som.n_epochs, som.decay)
             codebook, sq_error = _epoch(som, data, codebook, sigma)
@@ -675,14 +715,14 @@ def _partial_fit(som, X):
         first = not hasattr(som, "codebook_")
         if not first:
             som._check_grid_unchanged()
-        data, summary, (sigma_start, sigma_end) = _validate_training(
+        data, summary, shape, (sigma_start, sigma_end) = _validate_training(
             som, X, reset=first
         )
         if first or not hasattr(som, "_random_state"):
             som._random_state = check_random_state(som.random_state)
         if first:
             som.n_iter_ = 0
-            codebook = _start(som, data, summary, som._random_state)
+            codebook = _start(som, data, summary, som._random_state, shape)
         else:
             frame = som._frame
             som._update_box(

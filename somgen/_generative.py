@@ -96,8 +96,9 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         defaults and a ``random_state`` drawn from this model's
         ``random_state``. Setting ``som__<name>`` parameters (for example
         in :class:`~sklearn.model_selection.GridSearchCV`) while ``som`` is
-        None first replaces it with ``SelfOrganizingMap()``, 10 x 10 unless
-        the sizes are among the parameters set. To reuse an
+        None first replaces it with ``SelfOrganizingMap()``, whose sizes,
+        unless among the parameters set, are ``"auto"``: the same data-sized
+        rule (capped at 2500 units). To reuse an
         already fitted map without refitting it, wrap it in
         :class:`sklearn.frozen.FrozenEstimator`.
 
@@ -1242,8 +1243,13 @@ def _map_grid(som):
     grid = getattr(som, "_fitted_grid", None)
     if grid is not None:
         return dict(grid)
-    names = ("n_rows", "n_cols", "topology", "periodic")
-    return {name: getattr(som, name) for name in names}
+    # A duck-typed map: resolved sizes (``n_rows_``) when it has them.
+    return dict(
+        n_rows=getattr(som, "n_rows_", getattr(som, "n_rows", None)),
+        n_cols=getattr(som, "n_cols_", getattr(som, "n_cols", None)),
+        topology=som.topology,
+        periodic=som.periodic,
+    )
 
 
 def _check_no_sparse_nan(X):

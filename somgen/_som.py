@@ -26,7 +26,13 @@ from somgen._bmu import (
     _search_chunk,
     _to_frame,
 )
-from somgen._initialization import _pca_init, _random_init, _sample_init
+from somgen._initialization import (
+    _data_sized_grid,
+    _data_sized_units,
+    _pca_init,
+    _random_init,
+    _sample_init,
+)
 from somgen._neighborhood import NEIGHBORHOODS, _neighborhood_weights
 from somgen._parallel import (
     _chunk_slices,
@@ -57,6 +63,79 @@ _FLOAT_DTYPES = [np.float64, np.float32]
 # their BMUs by direct float64 distances: cheaper than the GEMM path's
 # bookkeeping at that size, and exact.
 _DIRECT_SEARCH_ELEMENTS = 1 << 17
+# Largest map that n_rows="auto" / n_cols="auto" give (50 x 50). Beyond about
+# 1.5 million samples, 2 sqrt(n) units would make the cost of an epoch grow as
+# n^1.5 and the (n_units, n_units) neighbourhood matrices exceed 50 MB; users
+# who want larger maps give the sizes.
+_MAX_AUTO_UNITS = 2500
+
+
+def _resolve_grid_shape(n_rows, n_cols, n_samples, topology, periodic, sized_grid):
+    """``(n_rows, n_cols)`` of a map whose sizes may be ``"auto"``.
+
+    Parameters
+    ----------
+    n_rows, n_cols : int or "auto"
+        The map's parameters.
+    n_samples : int
+        Number of training samples (of the first batch for ``partial_fit``).
+    topology : {"rectangular", "hexagonal"}
+    periodic : bool
+    sized_grid : callable
+        Called without arguments when both sizes are ``"auto"``; returns the
+        data-sized grid ``(n_rows, n_cols)`` (``_data_sized_grid`` of the data).
+
+    Returns
+    -------
+    n_rows, n_cols : int
+        Both ``"auto"``: ``sized_grid()``, both sides scaled down by the same
+        factor when it has more than ``_MAX_AUTO_UNITS`` units. One side given:
+        the other is ``round(units / given)`` (at least 1) with ``units =
+        min(_data_sized_units(n_samples), _MAX_AUTO_UNITS)``, and no more than
+        ``_MAX_AUTO_UNITS // given``. A periodic hexagonal map needs an even
+        number of rows: an ``"auto"`` odd row count is rounded up to the next
+        even number (down when up would pass the cap; at least 2), and an
+        ``"auto"`` column count is then recomputed as ``round(units / n_rows)``.
+        Explicit sizes are returned unchanged (``_check_grid`` rejects an
+        explicit odd ``n_rows`` on a periodic hexagonal map).
+    """
+    # Validated parameters: a string is "auto".
+    auto_rows, auto_cols = isinstance(n_rows, str), isinstance(n_cols, str)
+    even_rows = auto_rows and periodic and topology == "hexagonal"
+    cap = _MAX_AUTO_UNITS
+    if auto_rows and auto_cols:
+        n_rows, n_cols = (int(side) for side in sized_grid())
+        if n_rows * n_cols > cap:
+            shrink = np.sqrt(cap / (n_rows * n_cols))
+            n_rows = max(1, round(n_rows * shrink))
+            n_cols = max(1, round(n_cols * shrink))
+            if n_rows * n_cols > cap:  # rounding up, or a side clipped at 1
+                if n_rows >= n_cols:
+                    n_rows = max(1, cap // n_cols)
+                else:
+                    n_cols = max(1, cap // n_rows)
+        if even_rows and n_rows % 2:
+            n_units = n_rows * n_cols
+            n_rows = _even_rows(n_rows, cap)
+            n_cols = max(1, min(round(n_units / n_rows), cap // n_rows))
+        return n_rows, n_cols
+    n_units = min(_data_sized_units(n_samples), cap)
+    if auto_rows:
+        n_rows = max(1, min(round(n_units / n_cols), cap // n_cols))
+        if even_rows:
+            n_rows = _even_rows(n_rows, max(cap // n_cols, 2))
+    elif auto_cols:
+        n_cols = max(1, min(round(n_units / n_rows), cap // n_rows))
+    return int(n_rows), int(n_cols)
+
+
+def _even_rows(n_rows, max_rows):
+    """The even row count nearest ``n_rows`` (an odd count goes up, unless that
+    passes ``max_rows``), at least 2."""
+    up = n_rows + n_rows % 2
+    if up > max_rows:
+        up -= 2
+    return max(2, up)
 
 
 class SelfOrganizingMap(
@@ -78,11 +157,39 @@ class SelfOrganizingMap(
 
     Parameters
     ----------
-    n_rows : int, default=10
-        Number of rows of the grid.
+    n_rows : int or "auto", default="auto"
+        Number of rows of the grid. ``"auto"`` sizes the grid from the
+        training data when :meth:`fit` runs (resolved into ``n_rows_``):
 
-    n_cols : int, default=10
-        Number of columns of the grid.
+        - both sizes ``"auto"``: ``units = max(1, min(round(2 sqrt(n_samples)),
+          n_samples // 10))`` (a 1 x 1 map below 20 samples), laid out with the
+          sides in the ratio ``r = sqrt(lambda_1 / lambda_2)`` of the two
+          leading principal variances of the data (clipped to ``[1, units]``),
+          the longer side being the columns: ``n_rows_ = round(sqrt(units /
+          r))`` and ``n_cols_ = round(units / n_rows_)``, both at least 1 (the
+          SOM Toolbox's shape rule, with fewer units). Missing values are left
+          out of the mean, and sparse data are not densified;
+        - one size given: the other is ``round(units / given)``, at least 1,
+          with ``units`` the number above;
+        - ``"auto"`` gives at most 2500 units (50 x 50, reached near 1.5
+          million samples): with both sizes ``"auto"``, a larger grid is scaled
+          down on both sides by the same factor, keeping its ratio; with one
+          size given, ``units`` is at most 2500 and the other side at most
+          ``2500 // given``. Give the sizes for a larger map;
+        - on a periodic hexagonal grid, which needs an even number of rows, an
+          ``"auto"`` odd number of rows is rounded up to the next even number
+          (down if up would pass the cap; at least 2), and an ``"auto"``
+          ``n_cols`` is then recomputed as ``round(units / n_rows_)`` for the
+          same number of units. An explicit odd ``n_rows`` there is an error.
+
+        Every :meth:`fit` resolves ``"auto"`` again, from its data.
+        :meth:`partial_fit` resolves it from the first batch only and keeps
+        that grid for the later batches, so a small first batch gives a small
+        map: streaming users should give explicit sizes.
+
+    n_cols : int or "auto", default="auto"
+        Number of columns of the grid; ``"auto"`` as for ``n_rows`` (resolved
+        into ``n_cols_``).
 
     topology : {"rectangular", "hexagonal"}, default="rectangular"
         Lattice of the units. On a hexagonal grid odd rows are shifted right by
@@ -100,7 +207,8 @@ class SelfOrganizingMap(
 
     sigma_start : float, default=None
         Initial neighbourhood width, in grid units. ``None`` uses half the
-        longer side of the grid (and never less than ``sigma_end``).
+        longer side of the grid (``max(n_rows_, n_cols_) / 2``, never less than
+        ``sigma_end``).
 
     sigma_end : float, default=0.5
         Final neighbourhood width. Smaller values lower the quantization error
@@ -138,7 +246,8 @@ class SelfOrganizingMap(
         mean, its longer side along the first component; ``"random"`` draws
         prototypes uniformly in the bounding box of the data; ``"sample"`` copies
         random samples. An array gives the prototypes row-major (unit
-        ``k = row * n_cols + col``).
+        ``k = row * n_cols + col``); give explicit sizes with it, as ``"auto"``
+        sizes need not match its number of rows.
 
     n_jobs : int, default=None
         Number of threads (not processes) that process chunks of samples in
@@ -179,11 +288,19 @@ class SelfOrganizingMap(
 
     Attributes
     ----------
-    codebook_ : ndarray of shape (n_rows * n_cols, n_features)
-        Prototype of every unit, row-major, in the dtype of the training data
-        (float32 stays float32).
+    n_rows_ : int
+        Number of rows of the fitted grid: ``n_rows``, or its resolved value
+        when ``n_rows="auto"``.
 
-    unit_coords_ : ndarray of shape (n_rows * n_cols, 2)
+    n_cols_ : int
+        Number of columns of the fitted grid: ``n_cols``, or its resolved
+        value when ``n_cols="auto"``.
+
+    codebook_ : ndarray of shape (n_units, n_features)
+        Prototype of every unit (``n_units = n_rows_ * n_cols_``), row-major,
+        in the dtype of the training data (float32 stays float32).
+
+    unit_coords_ : ndarray of shape (n_units, 2)
         Cartesian position ``(x, y)`` of every unit on the grid: ``(col, row)``
         on a rectangular grid, ``(col + (row % 2) / 2, row * sqrt(3) / 2)`` on a
         hexagonal one.
@@ -283,11 +400,14 @@ class SelfOrganizingMap(
     (0.27, 0.04)
     >>> som.inverse_transform([[0.0, 5.0]]).round(2)  # the prototype of unit 40
     array([[4.97, 3.54, 1.34, 0.22]])
+    >>> auto = SelfOrganizingMap(random_state=0).fit(X)  # sized from the data
+    >>> auto.n_rows_, auto.n_cols_, auto.get_params()["n_rows"]
+    (2, 8, 'auto')
     """
 
     _parameter_constraints: dict = {
-        "n_rows": [Interval(Integral, 1, None, closed="left")],
-        "n_cols": [Interval(Integral, 1, None, closed="left")],
+        "n_rows": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "n_cols": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "topology": [StrOptions({"rectangular", "hexagonal"})],
         "periodic": ["boolean"],
         "neighborhood": [StrOptions(set(NEIGHBORHOODS))],
@@ -311,8 +431,8 @@ class SelfOrganizingMap(
 
     def __init__(
         self,
-        n_rows=10,
-        n_cols=10,
+        n_rows="auto",
+        n_cols="auto",
         *,
         topology="rectangular",
         periodic=False,
@@ -351,11 +471,25 @@ class SelfOrganizingMap(
     # ------------------------------------------------------------------ helpers
     @property
     def _grid(self):
+        """Grid of the map being trained: the resolved sizes (set by
+        ``_start``) with the current topology."""
         return dict(
-            n_rows=self.n_rows,
-            n_cols=self.n_cols,
+            n_rows=self.n_rows_,
+            n_cols=self.n_cols_,
             topology=self.topology,
             periodic=self.periodic,
+        )
+
+    def _grid_shape(self, X):
+        """``(n_rows, n_cols)`` of a new map on training data ``X`` (validated):
+        the parameters, with ``"auto"`` resolved (see ``_resolve_grid_shape``)."""
+        return _resolve_grid_shape(
+            self.n_rows,
+            self.n_cols,
+            X.shape[0],
+            self.topology,
+            self.periodic,
+            lambda: _data_sized_grid(X),
         )
 
     @property
@@ -368,13 +502,14 @@ class SelfOrganizingMap(
         """Alias of ``codebook_`` for code written against k-means."""
         return self.codebook_
 
-    def _check_params_vs_input(self, n_features):
-        """Checks that involve several parameters or the data; returns the
-        resolved sigma range."""
-        _check_grid(self.n_rows, self.n_cols, self.topology, self.periodic)
+    def _check_params_vs_input(self, n_features, n_rows, n_cols):
+        """Checks that involve several parameters or the data, for a grid of
+        ``n_rows x n_cols`` units (the resolved sizes); returns the resolved
+        sigma range."""
+        _check_grid(n_rows, n_cols, self.topology, self.periodic)
         sigma_end = float(self.sigma_end)
         if self.sigma_start is None:
-            sigma_start = max(max(self.n_rows, self.n_cols) / 2.0, sigma_end)
+            sigma_start = max(max(n_rows, n_cols) / 2.0, sigma_end)
         else:
             sigma_start = float(self.sigma_start)
         if sigma_start < sigma_end:
@@ -388,13 +523,24 @@ class SelfOrganizingMap(
                 f"than or equal to learning_rate_end={self.learning_rate_end}."
             )
         if not isinstance(self.init, str):
-            n_units = self.n_rows * self.n_cols
+            n_units = n_rows * n_cols
             init = check_array(self.init, dtype=np.float64, input_name="init")
             if init.shape != (n_units, n_features):
+                auto = [
+                    name
+                    for name in ("n_rows", "n_cols")
+                    if isinstance(getattr(self, name), str)
+                ]
+                hint = (
+                    f" ({' and '.join(auto)}='auto' resolved from the data; give "
+                    "explicit sizes with an array init)"
+                    if auto
+                    else ""
+                )
                 raise ValueError(
                     f"init has shape {init.shape}, but the map needs one prototype "
-                    f"per unit: ({n_units}, {n_features}) for a {self.n_rows}x"
-                    f"{self.n_cols} map on {n_features} features."
+                    f"per unit: ({n_units}, {n_features}) for a {n_rows}x"
+                    f"{n_cols} map on {n_features} features{hint}."
                 )
         return sigma_start, sigma_end
 
@@ -408,13 +554,22 @@ class SelfOrganizingMap(
 
     def _check_grid_unchanged(self):
         """A fitted map cannot change its grid: ``partial_fit`` would train a
-        codebook laid out for another grid."""
+        codebook laid out for another grid. A size set to ``"auto"`` keeps the
+        fitted one (``"auto"`` is resolved by the first batch only)."""
         fitted = getattr(self, "_fitted_grid", None)
-        if fitted is not None and fitted != self._grid:
+        if fitted is None:
+            return
+        requested = dict(
+            n_rows=fitted["n_rows"] if isinstance(self.n_rows, str) else self.n_rows,
+            n_cols=fitted["n_cols"] if isinstance(self.n_cols, str) else self.n_cols,
+            topology=self.topology,
+            periodic=self.periodic,
+        )
+        if fitted != requested:
             changed = ", ".join(
-                f"{key}={fitted[key]!r} -> {self._grid[key]!r}"
+                f"{key}={fitted[key]!r} -> {requested[key]!r}"
                 for key in fitted
-                if fitted[key] != self._grid[key]
+                if fitted[key] != requested[key]
             )
             raise ValueError(
                 f"The grid of this fitted map changed ({changed}) since it was "
@@ -423,7 +578,7 @@ class SelfOrganizingMap(
             )
 
     def _initial_codebook(self, X, coords, random_state):
-        n_units = self.n_rows * self.n_cols
+        n_units = coords.shape[0]
         frame = self._frame
         if not isinstance(self.init, str):
             init = check_array(self.init, dtype=np.float64)
@@ -547,7 +702,7 @@ class SelfOrganizingMap(
         frame = self._frame
         search = _model_search(self.codebook_, frame, X.dtype)
         grid = self._grid
-        one_unit = self.n_rows * self.n_cols == 1
+        one_unit = self.n_rows_ * self.n_cols_ == 1
 
         def work(chunk):
             best, second, dist = _search_chunk(
@@ -595,9 +750,11 @@ class SelfOrganizingMap(
             with _single_threaded_blas():
                 return self._fit(X)
 
-    def _start(self, X, random_state):
-        """Internal frame, data box, grid and initial codebook of a new map."""
-        self.unit_coords_ = _unit_coordinates(self.n_rows, self.n_cols, self.topology)
+    def _start(self, X, random_state, shape):
+        """Grid of ``shape = (n_rows, n_cols)`` (the resolved sizes), internal
+        frame, data box and initial codebook of a new map."""
+        self.n_rows_, self.n_cols_ = shape
+        self.unit_coords_ = _unit_coordinates(*shape, self.topology)
         frame, low, high = _frame_from_data(X)
         self._offset, self._scale = frame.offset, frame.scale
         self._update_box(low, high, reset=True)
@@ -605,10 +762,11 @@ class SelfOrganizingMap(
 
     def _fit(self, X):
         X = self._check_X(X, reset=True, training=True)
-        sigma_start, sigma_end = self._check_params_vs_input(X.shape[1])
+        shape = self._grid_shape(X)
+        sigma_start, sigma_end = self._check_params_vs_input(X.shape[1], *shape)
         random_state = check_random_state(self.random_state)
         tic = time.perf_counter()
-        n_units = self.n_rows * self.n_cols
+        n_units = shape[0] * shape[1]
         if n_units > X.shape[0]:
             warnings.warn(
                 f"The map has more units ({n_units}) than training samples "
@@ -618,7 +776,7 @@ class SelfOrganizingMap(
                 UserWarning,
                 stacklevel=4,
             )
-        codebook = self._start(X, random_state)
+        codebook = self._start(X, random_state, shape)
 
         if self.algorithm == "batch":
             for epoch in range(self.n_epochs):
@@ -668,6 +826,11 @@ class SelfOrganizingMap(
         map anneals over the first ``n_epochs`` calls and then keeps adapting at
         ``sigma_end`` and ``learning_rate_end``.
 
+        ``n_rows="auto"`` and ``n_cols="auto"`` are resolved from the first
+        batch alone (into ``n_rows_`` and ``n_cols_``), and later calls keep
+        that grid: a small first batch gives a small map, so give explicit
+        sizes when streaming.
+
         With ``algorithm="online"`` the call makes one shuffled pass of mini-batch
         updates over ``X``. With ``algorithm="batch"`` it computes the batch-map
         target of ``X`` and moves every prototype towards it by the learning
@@ -700,7 +863,8 @@ class SelfOrganizingMap(
         if not first:
             self._check_grid_unchanged()
         X = self._check_X(X, reset=first, training=True)
-        sigma_start, sigma_end = self._check_params_vs_input(X.shape[1])
+        shape = self._grid_shape(X) if first else (self.n_rows_, self.n_cols_)
+        sigma_start, sigma_end = self._check_params_vs_input(X.shape[1], *shape)
         if first or not hasattr(self, "_random_state"):
             # One generator across calls, as MiniBatchKMeans does: reseeding it
             # on every call would shuffle every batch in the same order.
@@ -708,7 +872,7 @@ class SelfOrganizingMap(
         random_state = self._random_state
         if first:
             self.n_iter_ = 0
-            codebook = self._start(X, random_state)
+            codebook = self._start(X, random_state, shape)
         else:
             low, high = _column_ranges(X)
             frame = self._frame

@@ -277,8 +277,8 @@ class UMatrixDisplay(_GridDisplay):
         som = _fitted_map(estimator, f"{cls.__name__}.from_estimator")
         values = u_matrix(
             som.codebook_,
-            n_rows=som.n_rows,
-            n_cols=som.n_cols,
+            n_rows=som.n_rows_,
+            n_cols=som.n_cols_,
             topology=som.topology,
             periodic=som.periodic,
         )
@@ -618,7 +618,7 @@ class HitMapDisplay(_GridDisplay):
             If ``estimator`` is not fitted.
         """
         som = _fitted_map(estimator, f"{cls.__name__}.from_estimator")
-        n_units = som.n_rows * som.n_cols
+        n_units = som.n_rows_ * som.n_cols_
         class_counts = None
         if y is not None:
             y = column_or_1d(y)

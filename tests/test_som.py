@@ -342,9 +342,9 @@ def test_som_partial_fit_after_fit_continues_at_schedule_end(iris):
             "learning_rate_start=0.1 must be greater",
         ),
         (
-            {"init": np.zeros((5, 4))},
+            {"n_rows": 10, "n_cols": 10, "init": np.zeros((5, 4))},
             r"init has shape \(5, 4\), but the map needs one prototype per unit: "
-            r"\(100, 4\)",
+            r"\(100, 4\) for a 10x10 map on 4 features\.$",
         ),
     ],
 )
@@ -356,7 +356,11 @@ def test_som_inconsistent_parameters_raise(iris, params, match):
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"n_rows": 0}, "'n_rows' parameter of SelfOrganizingMap must be an int"),
+        (
+            {"n_rows": 0},
+            "'n_rows' parameter of SelfOrganizingMap must be a str among "
+            r"\{'auto'\} or an int",
+        ),
         ({"topology": "triangular"}, "'topology' parameter"),
         ({"neighborhood": "cosine"}, "'neighborhood' parameter"),
         ({"sigma_end": -1.0}, "'sigma_end' parameter"),
@@ -453,7 +457,7 @@ def test_som_failed_fit_on_other_feature_count_keeps_old_model(iris):
 # ------------------------------------------------------ ecosystem & persistence
 def test_som_in_pipeline_and_grid_search(digits):
     X, _ = load_digits(return_X_y=True)
-    pipe = make_pipeline(StandardScaler(), SelfOrganizingMap(random_state=0))
+    pipe = make_pipeline(StandardScaler(), SelfOrganizingMap(n_cols=10, random_state=0))
     search = GridSearchCV(
         pipe,
         {"selforganizingmap__n_rows": [4, 8], "selforganizingmap__sigma_end": [0.5, 2]},

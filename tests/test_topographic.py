@@ -22,7 +22,7 @@ from sklearn.model_selection import GridSearchCV
 from test_mixture import _random_covariances, _to_full
 
 from somgen import SelfOrganizingMap, SOMGenerativeModel
-from somgen._initialization import _data_sized_grid
+from somgen._initialization import _data_sized_grid, _data_sized_units
 from somgen._mixture import (
     _absolute_stiffness,
     _compute_precision_cholesky,
@@ -983,3 +983,50 @@ def test_som_generative_model_failed_refit_keeps_model():
     assert frozen.n_features_in_ == 4
     assert_array_equal(frozen.means_, means)
     assert np.isfinite(frozen.score(X))
+
+
+def test_som_generative_model_with_an_auto_sized_map_equals_som_none():
+    """A user-given ``SelfOrganizingMap()`` (sizes "auto") is sized like
+    ``som=None`` and, with the same seed, gives the same model."""
+    X, _ = load_iris(return_X_y=True)
+    seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max)
+    given = SOMGenerativeModel(SelfOrganizingMap(random_state=seed), random_state=0)
+    given.fit(X)
+    default = SOMGenerativeModel(random_state=0).fit(X)
+    assert (given.som_.n_rows_, given.som_.n_cols_) == _data_sized_grid(X)
+    assert given.som_.n_rows == "auto"
+    np.testing.assert_array_equal(given.means_, default.means_)
+    np.testing.assert_array_equal(given.covariances_, default.covariances_)
+
+
+def test_som_generative_model_grid_search_over_one_side_of_the_default_map():
+    """Searching ``som__n_rows`` alone leaves ``n_cols="auto"``: sized from the
+    data for the given number of rows."""
+    X, _ = load_iris(return_X_y=True)
+    search = GridSearchCV(
+        SOMGenerativeModel(random_state=0), {"som__n_rows": [1, 2]}, cv=3
+    ).fit(X)
+    best = search.best_estimator_
+    n_rows = search.best_params_["som__n_rows"]
+    assert best.som.n_cols == "auto"
+    assert best.som_.n_rows_ == n_rows
+    assert best.som_.n_cols_ == round(_data_sized_units(X.shape[0]) / n_rows)
+    assert best.means_.shape == (best.som_.n_rows_ * best.som_.n_cols_, 4)
+
+
+def test_map_grid_of_a_duck_typed_map_reads_the_resolved_sizes():
+    from types import SimpleNamespace
+
+    from somgen._generative import _map_grid
+
+    som = SimpleNamespace(
+        n_rows="auto", n_cols="auto", n_rows_=2, n_cols_=3,
+        topology="hexagonal", periodic=False,
+    )  # fmt: skip
+    assert _map_grid(som) == dict(
+        n_rows=2, n_cols=3, topology="hexagonal", periodic=False
+    )
+    som = SimpleNamespace(n_rows=4, n_cols=5, topology="rectangular", periodic=True)
+    assert _map_grid(som) == dict(
+        n_rows=4, n_cols=5, topology="rectangular", periodic=True
+    )
