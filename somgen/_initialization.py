@@ -246,11 +246,25 @@ def _data_sized_grid(X):
         return 1, 1
     if sparse.issparse(X):
         offset = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
-    else:  # NaN (missing values) left out of the mean
-        offset = np.nanmean(X, axis=0) if np.isnan(np.min(X)) else X.mean(axis=0)
-    frame = _Frame(offset=np.asarray(offset, dtype=np.float64), scale=1.0)
+    else:
+        offset = _observed_mean(X)
+    frame = _Frame(offset=offset, scale=1.0)
     _, variances = _leading_components(X, np.random.RandomState(0), frame=frame)
     return _grid_shape(n_units, variances)
+
+
+def _observed_mean(X):
+    """Float64 column means of dense ``X`` over its observed (non-NaN)
+    entries, by chunks of rows (no copy of ``X``; 0 for a never-observed
+    column)."""
+    sums = np.zeros(X.shape[1])
+    counts = np.zeros(X.shape[1])
+    for start in range(0, X.shape[0], _COV_CHUNK):
+        block = np.asarray(X[start : start + _COV_CHUNK], dtype=np.float64)
+        observed = ~np.isnan(block)
+        sums += np.where(observed, block, 0.0).sum(axis=0)
+        counts += observed.sum(axis=0)
+    return sums / np.maximum(counts, 1.0)
 
 
 def _data_sized_units(n_samples):

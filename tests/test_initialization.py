@@ -218,3 +218,41 @@ def test_sample_init_with_replacement_when_more_units_than_samples():
         assert (X64 == row).all(axis=1).sum() == 1
     # 40 draws among 5 rows: repeats are unavoidable.
     assert len(np.unique(got, axis=0)) <= 5
+
+
+def test_observed_mean_matches_nanmean_across_chunks(monkeypatch):
+    from somgen import _initialization
+
+    monkeypatch.setattr(_initialization, "_COV_CHUNK", 7)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 4)) * [1.0, 1e3, 1e-3, 5.0] + [0.0, 1e6, -2.0, 3.0]
+    X[rng.random(X.shape) < 0.3] = np.nan
+    X[:, 3] = np.nan  # never observed: 0
+    expected = np.nanmean(X[:, :3], axis=0)
+    got = _initialization._observed_mean(X)
+    np.testing.assert_allclose(got[:3], expected, rtol=1e-12)
+    assert got[3] == 0.0
+    np.testing.assert_allclose(
+        _initialization._observed_mean(X.astype(np.float32))[:3],
+        np.nanmean(X[:, :3].astype(np.float32).astype(np.float64), axis=0),
+        rtol=1e-12,
+    )
+
+
+def test_data_sized_grid_with_missing_values_does_not_copy_the_data():
+    """Sizing a grid from data with NaN reads it by chunks: the traced peak
+    stays well below the size of X (np.nanmean copied it whole)."""
+    import tracemalloc
+
+    from somgen._initialization import _data_sized_grid
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150_000, 40))  # 48 MB; chunks of 8,192 rows
+    X[rng.random(X.shape) < 0.1] = np.nan
+    tracemalloc.start()
+    try:
+        _data_sized_grid(X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.3 * X.nbytes, (peak, X.nbytes)
