@@ -179,3 +179,23 @@ def test_bench_generative_missing_quick_runs(tmp_path):
     sparse_row = results["sparse"]
     assert sparse_row["means_max_rel_diff"] < 1e-10
     assert sparse_row["scores_max_abs_diff"] < 1e-8
+
+
+@pytest.mark.slow
+def test_bench_som_auto_size_quick(tmp_path):
+    bench = _load("bench_som_auto_size")
+    out = tmp_path / "auto_size.json"
+    results = bench.main(["--quick", "--output", str(out)])
+    assert json.loads(out.read_text())["meta"]["mode"] == "quick"
+    iris = results["datasets"]["iris"]["splits"]
+    for split in iris:
+        assert split["10x10"]["shape"] == [10, 10]
+        # 100 units on 112 rows copy the training rows; the data-sized map
+        # does not, and its held-out likelihood is higher.
+        assert split["auto"]["units_per_sample"] < 0.11  # n // 10 units, rounded
+        assert split["auto"]["dcr"] > split["10x10"]["dcr"]
+        assert split["auto"]["ll"] > split["10x10"]["ll"]
+    for entry in results["datasets"].values():
+        for timing in entry["times"].values():
+            assert timing["seconds"]["auto"] > 0
+    assert set(results["summary"]) == {"10x10", "toolbox"}
