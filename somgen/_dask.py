@@ -78,6 +78,7 @@ from somgen._bmu import (
 )
 from somgen._discrete import _MAX_LEVELS, _MIN_ROWS_PER_LEVEL
 from somgen._initialization import (
+    _MAP_SIZE_CV_MAX_SAMPLES,
     _blocks,
     _data_sized_units,
     _grid_shape,
@@ -1216,11 +1217,17 @@ def _generative_fit(model, X):
             dtype=np.float64,
         )
         random_state = check_random_state(model.random_state)
-        som = model._fit_map(
-            array,
-            random_state,
-            sized_grid=lambda _: _sized_grid(array, lengths, column_sums),
-        )
+        if model.som is None and n_samples <= _MAP_SIZE_CV_MAX_SAMPLES:
+            # Small data: the map size is chosen by cross-validation in
+            # memory, as for an in-memory fit (the map of the chosen size is
+            # the in-memory one too; the EM passes below stay on the blocks).
+            som = model._fit_map(np.asarray(array.compute()), random_state)
+        else:
+            som = model._fit_map(
+                array,
+                random_state,
+                sized_grid=lambda _: _sized_grid(array, lengths, column_sums),
+            )
         units = None  # read only by a latent density
         if model.latent_density is not None:
             # The latent density is fitted in memory on one point per sample,

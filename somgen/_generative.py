@@ -16,7 +16,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from somgen import _dask
 from somgen._discrete import _dequantize, _resolve_discrete, _round_to_levels
-from somgen._initialization import _data_sized_grid
+from somgen._initialization import (
+    _MAP_SIZE_CV_MAX_SAMPLES,
+    _MAP_SIZE_CV_ROWS,
+    _MAP_SIZE_CV_SPLITS,
+    _MAP_SIZE_FRACTIONS,
+    _data_sized_grid,
+    _data_sized_units,
+)
 from somgen._latent import (
     LATENT_BANDWIDTHS,
     LATENT_CV_SPLITS,
@@ -88,17 +95,24 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
     ----------
     som : SelfOrganizingMap or FrozenEstimator, default=None
         The map. It is cloned and fitted in :meth:`fit`; its parameters can be
-        tuned as ``som__<name>``. ``None`` uses a map sized from the data:
-        about ``2 sqrt(n_samples)`` units (at most ``n_samples / 10``), with
-        sides in the ratio ``sqrt(lambda_1 / lambda_2)`` of the two leading
-        principal axes (the SOM Toolbox's shape rule; the size was chosen by
-        held-out likelihood on eight data sets), other parameters at their
-        defaults and a ``random_state`` drawn from this model's
-        ``random_state``. Setting ``som__<name>`` parameters (for example
-        in :class:`~sklearn.model_selection.GridSearchCV`) while ``som`` is
+        tuned as ``som__<name>``. ``None`` uses a map sized from the data,
+        other parameters at their defaults and a ``random_state`` drawn from
+        this model's ``random_state``: the data-sized map has ``K`` = about
+        ``2 sqrt(n_samples)`` units (at most ``n_samples / 10``), with sides
+        in the ratio ``sqrt(lambda_1 / lambda_2)`` of the two leading
+        principal axes (the SOM Toolbox's shape rule; ``K`` was chosen by
+        held-out likelihood on eight data sets); up to 10,000 samples, the
+        number of units is then chosen among ``K``, ``K / 3``, ``K / 9`` and
+        1 by the held-out log-likelihood of this model on 3 to 10 folds of
+        the training data (``map_size_cv_results_``), so that data a single
+        Gaussian describes get one (the selection costs about ten fits; a
+        Dask array that small is brought into memory for it). Above 10,000
+        samples the data-sized map is used as is. Setting ``som__<name>``
+        parameters (for example in
+        :class:`~sklearn.model_selection.GridSearchCV`) while ``som`` is
         None first replaces it with ``SelfOrganizingMap()``, whose sizes,
-        unless among the parameters set, are ``"auto"``: the same data-sized
-        rule (capped at 2500 units). To reuse an
+        unless among the parameters set, are ``"auto"``: the data-sized
+        rule (capped at 2500 units), without the selection. To reuse an
         already fitted map without refitting it, wrap it in
         :class:`sklearn.frozen.FrozenEstimator`.
 
@@ -206,6 +220,14 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
     ----------
     som_ : SelfOrganizingMap
         The fitted map.
+
+    map_size_cv_results_ : dict or None
+        With ``som=None`` and a selection of the map size (see ``som``):
+        ``"n_units"`` (the candidates, largest first), ``"shape"`` (their
+        grids), ``"mean_test_score"`` (mean held-out log-likelihood per
+        sample) and ``"split_test_scores"`` of shape (n_candidates,
+        n_splits). The best mean wins, the larger map on a tie. None
+        otherwise.
 
     weights_ : ndarray of shape (n_units,)
         Mixture weights, summing to 1.
@@ -423,15 +445,18 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
             return n_features / 2.0
         return 1.0
 
-    def _fit_map(self, X, random_state, sized_grid=_data_sized_grid):
-        """The fitted clone of ``som`` (``sized_grid(X)`` sizes ``som=None``)."""
+    def _fit_map(self, X, random_state, sized_grid=None):
+        """The fitted clone of ``som``; for ``som=None`` a map of the size
+        chosen by :meth:`_select_map_size` (in memory), or of ``sized_grid(X)``
+        units when given (Dask data: the data-sized grid, no selection)."""
+        self.map_size_cv_results_ = None
         if self.som is None:
-            n_rows, n_cols = sized_grid(X)
-            som = SelfOrganizingMap(
-                n_rows,
-                n_cols,
-                random_state=random_state.randint(np.iinfo(np.int32).max),
-            )
+            seed = random_state.randint(np.iinfo(np.int32).max)
+            if sized_grid is not None:
+                shape = sized_grid(X)
+            else:
+                shape, self.map_size_cv_results_ = self._select_map_size(X, seed)
+            som = SelfOrganizingMap(*shape, random_state=seed)
         else:
             som = clone(self.som)
         som.fit(X, None)  # a no-op for a FrozenEstimator
@@ -449,6 +474,57 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
                     f"{type(som).__name__}."
                 )
         return som
+
+    def _select_map_size(self, X, seed):
+        """Grid shape for ``som=None`` and the cross-validation results.
+
+        The candidates are the data-sized map of ``K`` units
+        (:func:`~somgen._initialization._data_sized_grid`), ``K / 3`` and
+        ``K / 9`` units (rounded, same shape rule) and a single unit; each is
+        scored by the mean held-out log-likelihood of this model (``som``
+        replaced by the candidate map, seeded with ``seed``) over shuffled
+        folds of ``X`` (3, or up to 10 below 667 samples), and the best one is
+        kept (the larger map on a tie). No selection (the data-sized map, None
+        for the results) with one candidate or above
+        ``_MAP_SIZE_CV_MAX_SAMPLES`` samples.
+        """
+        n_samples = X.shape[0]
+        n_units = _data_sized_units(n_samples)
+        candidates = sorted(
+            {max(1, round(n_units * f)) for f in _MAP_SIZE_FRACTIONS} | {1},
+            reverse=True,
+        )
+        if len(candidates) == 1 or n_samples > _MAP_SIZE_CV_MAX_SAMPLES:
+            return _data_sized_grid(X, n_units), None
+        shapes = [_data_sized_grid(X, k) for k in candidates]
+        # The folds' own noise (dequantization, latent density) from a stream
+        # of their own: the fit's random_state is not advanced.
+        fold_seed = np.random.RandomState(seed).randint(np.iinfo(np.int32).max)
+        low, high = _MAP_SIZE_CV_SPLITS
+        n_splits = int(np.clip(_MAP_SIZE_CV_ROWS // n_samples, low, high))
+        folds = list(KFold(n_splits, shuffle=True, random_state=fold_seed).split(X))
+        scores = np.zeros((len(shapes), len(folds)))
+        for c, shape in enumerate(shapes):
+            candidate = clone(self).set_params(
+                som=SelfOrganizingMap(*shape, random_state=seed),
+                discrete_features=None,  # X is already dequantized
+                random_state=fold_seed,
+            )
+            for f, (train, test) in enumerate(folds):
+                with warnings.catch_warnings():
+                    # Convergence and size warnings belong to the final fit.
+                    warnings.simplefilter("ignore")
+                    model = clone(candidate).fit(X[train])
+                scores[c, f] = model.score(X[test])
+        mean_scores = scores.mean(axis=1)
+        best = int(np.argmax(mean_scores))  # the first (larger) map on a tie
+        cv_results = {
+            "n_units": np.array(candidates),
+            "shape": shapes,
+            "mean_test_score": mean_scores,
+            "split_test_scores": scores,
+        }
+        return shapes[best], cv_results
 
     def _latent_weights(self, som, units, random_state):
         """Weights from a density fitted on dequantized map coordinates."""

@@ -33,6 +33,15 @@ _EXACT_PCA_MAX_FEATURES = 2000
 # 2 sqrt(n) units, and never fewer than 10 samples per unit.
 _UNITS_PER_SQRT_SAMPLE = 2.0
 _MIN_SAMPLES_PER_UNIT = 10
+# Map size of SOMGenerativeModel(som=None): the data-sized map (K units), K / 3,
+# K / 9 or one unit, chosen by held-out likelihood over folds, up to this many
+# samples (above: the data-sized map; the selection costs about ten fits).
+# Folds: 3, and up to 10 on small data (2000 // n), where fits are cheap and
+# the held-out folds tiny. Measured in benchmarks/bench_generative_size.py.
+_MAP_SIZE_FRACTIONS = (1.0, 1.0 / 3.0, 1.0 / 9.0)
+_MAP_SIZE_CV_SPLITS = (3, 10)
+_MAP_SIZE_CV_ROWS = 2000
+_MAP_SIZE_CV_MAX_SAMPLES = 10_000
 # Rows per block when accumulating the covariance in float64.
 _COV_CHUNK = 8192
 # Subspace iterations of the randomized path, and its oversampling.
@@ -229,8 +238,9 @@ def _sample_init(Xc, n_units, random_state, frame=None):
     return codebook
 
 
-def _data_sized_grid(X):
-    """Grid shape ``(n_rows, n_cols)`` sized from the data.
+def _data_sized_grid(X, n_units=None):
+    """Grid shape ``(n_rows, n_cols)`` sized from the data (of ``n_units``
+    units when given).
 
     About ``2 sqrt(n)`` units (never more than ``n / 10``, at least one), with
     the sides in the ratio ``sqrt(lambda_1 / lambda_2)`` of the two leading
@@ -241,7 +251,8 @@ def _data_sized_grid(X):
     the covariances were too narrow, and on small Gaussian samples the model
     lost to a single Gaussian).
     """
-    n_units = _data_sized_units(X.shape[0])
+    if n_units is None:
+        n_units = _data_sized_units(X.shape[0])
     if n_units == 1:
         return 1, 1
     if sparse.issparse(X):
