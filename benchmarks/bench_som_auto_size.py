@@ -27,13 +27,14 @@ Usage::
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -64,17 +65,21 @@ from somgen._initialization import _leading_components as _components
 from somgen.metrics import quantization_error, topographic_error
 
 HERE = Path(__file__).resolve().parent
+
+
+def _bench_som():
+    """bench_som.py, for its competing numpy process (the load test)."""
+    spec = importlib.util.spec_from_file_location("bench_som", HERE / "bench_som.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_BusyProcess = _bench_som()._BusyProcess
 DEFAULT_OUTPUT = HERE / "results" / "bench_som_auto_size.json"
 RULES = ("auto", "10x10", "toolbox")
 SEEDS = (0, 1, 2)
 N_SAMPLES_DRAWN = 2000
-_BUSY = (
-    "import numpy as np\n"
-    "a = np.random.rand(300, 300)\n"
-    "while True:\n"
-    "    a = a @ a\n"
-    "    a /= np.abs(a).max()\n"
-)
 
 
 def _datasets(quick):
@@ -124,22 +129,6 @@ def _fit_time(rule, shape, X, seed, repeats):
     return best
 
 
-class _BusyProcess:
-    def __enter__(self):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _BUSY],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(2.0)
-        return self
-
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        self.proc.wait(10)
-        time.sleep(1.0)
-
-
 def _quality(rule, shape, X_train, X_test, seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # maps larger than the data warn
@@ -186,7 +175,7 @@ def _run(quick):
         shapes = {rule: _shape(rule, X_train) for rule in RULES}
         times = {}
         for load_name in ("quiet", "loaded"):
-            with _BusyProcess() if load_name == "loaded" else _nothing():
+            with _BusyProcess() if load_name == "loaded" else nullcontext():
                 loadavg = os.getloadavg()[0]
                 for dtype in (np.float64, np.float32):
                     Xd = X_train.astype(dtype)
@@ -205,14 +194,6 @@ def _run(quick):
         )
         print(_format(name, results[name]), flush=True)
     return results
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
 
 
 def _format(name, entry):
