@@ -60,8 +60,11 @@ except ImportError:  # running from a checkout without installing the package
     import somgen
 
 from somgen import SelfOrganizingMap, SOMGenerativeModel
-from somgen._initialization import _data_sized_grid, _grid_shape
-from somgen._initialization import _leading_components as _components
+from somgen._initialization import (
+    _data_sized_grid,
+    _grid_shape,
+    _principal_variances,
+)
 from somgen.metrics import quantization_error, topographic_error
 
 HERE = Path(__file__).resolve().parent
@@ -110,8 +113,7 @@ def _shape(rule, X):
     if rule == "10x10":
         return 10, 10
     n_units = int(round(5.0 * X.shape[0] ** 0.54321))
-    _, variances = _components(X - X.mean(axis=0), np.random.RandomState(0))
-    return _grid_shape(n_units, variances)
+    return _grid_shape(n_units, _principal_variances(X))
 
 
 def _map(rule, shape, seed):

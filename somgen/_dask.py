@@ -653,7 +653,7 @@ def _validate_training(som, X, reset):
 
 
 def _auto_grid_shape(som, data, summary):
-    """``SelfOrganizingMap._grid_shape`` of validated Dask data: the data-sized
+    """``SelfOrganizingMap._resolved_shape`` of validated Dask data: the data-sized
     grid of :func:`_sized_grid`, centred on the mean of the observed values as
     the in-memory ``_data_sized_grid`` is."""
     from somgen._som import _resolve_grid_shape

@@ -23,6 +23,8 @@ from somgen._initialization import (
     _MAP_SIZE_FRACTIONS,
     _data_sized_grid,
     _data_sized_units,
+    _grid_shape,
+    _principal_variances,
 )
 from somgen._latent import (
     LATENT_BANDWIDTHS,
@@ -480,7 +482,8 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
 
         The candidates are the data-sized map of ``K`` units
         (:func:`~somgen._initialization._data_sized_grid`), ``K / 3`` and
-        ``K / 9`` units (rounded, same shape rule) and a single unit; each is
+        ``K / 9`` units (rounded, same shape rule; a grid reached twice is
+        tried once) and a single unit; each is
         scored by the mean held-out log-likelihood of this model (``som``
         replaced by the candidate map, seeded with ``seed``) over shuffled
         folds of ``X`` (3, or up to 10 below 667 samples), and the best one is
@@ -490,13 +493,17 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         """
         n_samples = X.shape[0]
         n_units = _data_sized_units(n_samples)
-        candidates = sorted(
-            {max(1, round(n_units * f)) for f in _MAP_SIZE_FRACTIONS} | {1},
-            reverse=True,
+        if n_units == 1 or n_samples > _MAP_SIZE_CV_MAX_SAMPLES:
+            return _data_sized_grid(X), None
+        variances = _principal_variances(X)  # one pass, for every candidate
+        # Distinct grids, largest first (two unit counts can round to one grid).
+        shapes = sorted(
+            dict.fromkeys(
+                _grid_shape(max(1, round(n_units * f)), variances)
+                for f in (*_MAP_SIZE_FRACTIONS, 0.0)
+            ),
+            key=lambda shape: -shape[0] * shape[1],
         )
-        if len(candidates) == 1 or n_samples > _MAP_SIZE_CV_MAX_SAMPLES:
-            return _data_sized_grid(X, n_units), None
-        shapes = [_data_sized_grid(X, k) for k in candidates]
         # The folds' own noise (dequantization, latent density) from a stream
         # of their own: the fit's random_state is not advanced.
         fold_seed = np.random.RandomState(seed).randint(np.iinfo(np.int32).max)
@@ -519,7 +526,7 @@ class SOMGenerativeModel(DensityMixin, BaseEstimator):
         mean_scores = scores.mean(axis=1)
         best = int(np.argmax(mean_scores))  # the first (larger) map on a tie
         cv_results = {
-            "n_units": np.array(candidates),
+            "n_units": np.array([rows * cols for rows, cols in shapes]),
             "shape": shapes,
             "mean_test_score": mean_scores,
             "split_test_scores": scores,

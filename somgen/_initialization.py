@@ -238,9 +238,8 @@ def _sample_init(Xc, n_units, random_state, frame=None):
     return codebook
 
 
-def _data_sized_grid(X, n_units=None):
-    """Grid shape ``(n_rows, n_cols)`` sized from the data (of ``n_units``
-    units when given).
+def _data_sized_grid(X):
+    """Grid shape ``(n_rows, n_cols)`` sized from the data.
 
     About ``2 sqrt(n)`` units (never more than ``n / 10``, at least one), with
     the sides in the ratio ``sqrt(lambda_1 / lambda_2)`` of the two leading
@@ -251,17 +250,21 @@ def _data_sized_grid(X, n_units=None):
     the covariances were too narrow, and on small Gaussian samples the model
     lost to a single Gaussian).
     """
-    if n_units is None:
-        n_units = _data_sized_units(X.shape[0])
+    n_units = _data_sized_units(X.shape[0])
     if n_units == 1:
         return 1, 1
+    return _grid_shape(n_units, _principal_variances(X))
+
+
+def _principal_variances(X):
+    """The two leading principal variances of ``X`` (dense with NaN, whose
+    mean is that of the observed values, or sparse, never densified)."""
     if sparse.issparse(X):
         offset = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
     else:
         offset = _observed_mean(X)
     frame = _Frame(offset=offset, scale=1.0)
-    _, variances = _leading_components(X, np.random.RandomState(0), frame=frame)
-    return _grid_shape(n_units, variances)
+    return _leading_components(X, np.random.RandomState(0), frame=frame)[1]
 
 
 def _observed_mean(X):

@@ -480,7 +480,7 @@ class SelfOrganizingMap(
             periodic=self.periodic,
         )
 
-    def _grid_shape(self, X):
+    def _resolved_shape(self, X):
         """``(n_rows, n_cols)`` of a new map on training data ``X`` (validated):
         the parameters, with ``"auto"`` resolved (see ``_resolve_grid_shape``)."""
         return _resolve_grid_shape(
@@ -762,7 +762,7 @@ class SelfOrganizingMap(
 
     def _fit(self, X):
         X = self._check_X(X, reset=True, training=True)
-        shape = self._grid_shape(X)
+        shape = self._resolved_shape(X)
         sigma_start, sigma_end = self._check_params_vs_input(X.shape[1], *shape)
         random_state = check_random_state(self.random_state)
         tic = time.perf_counter()
@@ -863,7 +863,7 @@ class SelfOrganizingMap(
         if not first:
             self._check_grid_unchanged()
         X = self._check_X(X, reset=first, training=True)
-        shape = self._grid_shape(X) if first else (self.n_rows_, self.n_cols_)
+        shape = self._resolved_shape(X) if first else (self.n_rows_, self.n_cols_)
         sigma_start, sigma_end = self._check_params_vs_input(X.shape[1], *shape)
         if first or not hasattr(self, "_random_state"):
             # One generator across calls, as MiniBatchKMeans does: reseeding it

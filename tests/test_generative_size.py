@@ -10,7 +10,12 @@ from sklearn.model_selection import KFold
 
 from somgen import SelfOrganizingMap, SOMGenerativeModel
 from somgen import _initialization as init_mod
-from somgen._initialization import _data_sized_grid, _data_sized_units
+from somgen._initialization import (
+    _data_sized_grid,
+    _data_sized_units,
+    _grid_shape,
+    _principal_variances,
+)
 
 
 def _gaussian(n, d=5, seed=0):
@@ -23,10 +28,14 @@ def test_cv_results_hold_the_candidates_and_the_choice():
     model = SOMGenerativeModel(random_state=0).fit(X)
     results = model.map_size_cv_results_
     k = _data_sized_units(300)
-    assert list(results["n_units"]) == sorted(
-        {k, round(k / 3), round(k / 9), 1}, reverse=True
+    variances = _principal_variances(X)
+    expected = sorted(
+        {_grid_shape(u, variances) for u in (k, round(k / 3), round(k / 9), 1)},
+        key=lambda shape: -shape[0] * shape[1],
     )
-    assert results["shape"] == [_data_sized_grid(X, u) for u in results["n_units"]]
+    assert results["shape"] == expected
+    assert results["shape"][0] == _data_sized_grid(X)
+    assert list(results["n_units"]) == [r * c for r, c in expected]
     # 2000 // 300 = 6 folds (between 3 and 10).
     assert results["split_test_scores"].shape == (len(results["n_units"]), 6)
     assert_mean = results["split_test_scores"].mean(axis=1)
